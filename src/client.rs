@@ -1,0 +1,595 @@
+//! The client: local state plus a delivery queue. Every call updates local
+//! state first, then hands its request(s) to delivery, under one lock so that
+//! the order requests leave in is the order the calls happened in.
+//!
+//! [`Client`] can be used directly from Rust; the C API uses the one global
+//! client in [`global`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+
+use crate::config::{default_storage_dir, Durability, Options};
+use crate::delivery::{self, Delivery, Outcome, Request, Tag};
+use crate::diag::Diagnostics;
+use crate::error::{Error, ErrorKind, Result};
+use crate::groups::{Group, Hydration, MembershipOp, Memberships};
+use crate::profile::{GroupProfileOp, PeopleOp};
+use crate::state::{Loaded, LocalState, Persister, Session, StateFile, SESSION_TIMEOUT_MS};
+use crate::util::{new_id, now_ms};
+use crate::validate;
+use crate::wire::{self, MembershipCall, Who};
+
+/// Session activity is written to disk at this granularity, not on every
+/// event: the 30-minute session timeout does not need more.
+const ACTIVITY_PERSIST_GRANULARITY_MS: u64 = 10_000;
+
+pub struct Client {
+    shared: Arc<Shared>,
+    persister: Mutex<Option<Persister>>,
+    delivery: Arc<Delivery>,
+}
+
+struct Shared {
+    site_id: String,
+    options: Options,
+    device: DeviceInfo,
+    file: StateFile,
+    inner: Mutex<Inner>,
+    diag: Arc<Diagnostics>,
+    dirty: Mutex<Option<crate::state::DirtyFlag>>,
+    /// Set once the final state is written: late answers change nothing.
+    finished: AtomicBool,
+}
+
+struct Inner {
+    /// False from the start of shutdown: new calls are refused.
+    accepting: bool,
+    state: LocalState,
+    hydration: Hydration,
+    /// Bumped by reset, so an identify answer for the previous user is ignored.
+    epoch: u64,
+    persisted_activity_ms: u64,
+}
+
+struct DeviceInfo {
+    device_type: &'static str,
+    os_name: &'static str,
+    os_version: String,
+}
+
+impl Client {
+    /// Opens (or creates) the local state under the storage directory and
+    /// starts the background threads.
+    pub fn start(site_id: &str, options: Options) -> Result<Arc<Client>> {
+        validate::name(site_id, "site_id")?;
+        let dir = match &options.storage_dir {
+            Some(d) => d.clone(),
+            None => default_storage_dir(site_id)?,
+        };
+        let diag = Arc::new(Diagnostics::new(options.debug));
+        let file = StateFile::open(&dir)?;
+        let state = match file.load() {
+            Loaded::Restored(s) => s,
+            Loaded::Nothing => LocalState::fresh(),
+            Loaded::Quarantined(report) => {
+                diag.report(report);
+                LocalState::fresh()
+            }
+        };
+        // Writing now proves the directory is usable before init succeeds.
+        file.save(&state)?;
+
+        let shared = Arc::new(Shared {
+            site_id: site_id.to_string(),
+            device: DeviceInfo::detect(),
+            file,
+            inner: Mutex::new(Inner {
+                accepting: true,
+                persisted_activity_ms: state.session.last_activity_ms,
+                state,
+                hydration: Hydration::default(),
+                epoch: 0,
+            }),
+            diag: diag.clone(),
+            dirty: Mutex::new(None),
+            finished: AtomicBool::new(false),
+            options,
+        });
+
+        let weak: Weak<Shared> = Arc::downgrade(&shared);
+        let delivery = Delivery::start(
+            delivery::Config {
+                api_base: shared.options.api_base.clone(),
+                site_id: shared.site_id.clone(),
+                timeout: shared.options.timeout,
+                retry: shared.options.retry.clone(),
+            },
+            diag,
+            Box::new(move |req, outcome| {
+                if let Some(s) = weak.upgrade() {
+                    s.on_complete(req, outcome);
+                }
+            }),
+        )
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot start the delivery thread: {e}"),
+            )
+        })?;
+
+        let weak: Weak<Shared> = Arc::downgrade(&shared);
+        let persister = Persister::start(shared.options.persist_interval, move || {
+            if let Some(s) = weak.upgrade() {
+                s.persist();
+            }
+        })
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot start the persist thread: {e}"),
+            )
+        })?;
+        *shared.dirty.lock() = Some(persister.flag());
+
+        Ok(Arc::new(Client {
+            shared,
+            persister: Mutex::new(Some(persister)),
+            delivery: Arc::new(delivery),
+        }))
+    }
+
+    /// Sends identify with the current distinct id, then takes `identify_id`
+    /// as the distinct id at once.
+    pub fn identify(&self, identify_id: &str) -> Result<()> {
+        self.mutate(|s, inner, out| {
+            validate::name(identify_id, "identify_id")?;
+            s.touch_session(inner, out);
+            let body = wire::identify(&s.who(&inner.state), identify_id);
+            let token = inner.hydration.issue(identify_id);
+            out.push(Request {
+                path: wire::path::IDENTIFY,
+                body,
+                tag: Tag::Identify {
+                    token,
+                    epoch: inner.epoch,
+                },
+            });
+            inner.state.distinct_id = identify_id.to_string();
+            Ok(true)
+        })
+    }
+
+    /// New anonymous id, new session, no groups; `reset` names the identity left.
+    pub fn reset(&self) -> Result<()> {
+        self.mutate(|s, inner, out| {
+            out.push(plain(wire::path::RESET, wire::reset(&s.who(&inner.state))));
+            let now = now_ms();
+            let anonymous_id = new_id();
+            inner.state = LocalState {
+                distinct_id: anonymous_id.clone(),
+                anonymous_id,
+                session: Session::new(now),
+                groups: Memberships::default(),
+            };
+            inner.hydration.clear();
+            inner.epoch += 1;
+            Ok(true)
+        })
+    }
+
+    pub fn distinct_id(&self) -> Result<String> {
+        Ok(self.shared.open()?.state.distinct_id.clone())
+    }
+
+    /// Tracks an event stamped with the current group memberships.
+    pub fn track(
+        &self,
+        event_name: &str,
+        properties: Option<Map<String, Value>>,
+        category: Option<&str>,
+    ) -> Result<()> {
+        let timestamp = now_ms();
+        let insert_id = new_id();
+        self.mutate(|s, inner, out| {
+            validate::name(event_name, "event_name")?;
+            if let Some(c) = category {
+                validate::name(c, "category")?;
+            }
+            s.touch_session(inner, out);
+            let who = s.who(&inner.state);
+            let event = wire::event(
+                &who,
+                event_name,
+                category,
+                properties.unwrap_or_default(),
+                &inner.state.groups,
+                timestamp,
+                insert_id,
+            );
+            out.push(plain(wire::path::EVENT, event));
+            Ok(false)
+        })
+    }
+
+    /// Replaces the active context for `group_key` with one id.
+    pub fn set_group(&self, group_key: &str, group_id: &str) -> Result<()> {
+        self.membership(group_key, || {
+            validate::name(group_id, "group_id")?;
+            Ok(MembershipOp::Set {
+                key: group_key.to_string(),
+                ids: vec![group_id.to_string()],
+            })
+        })
+    }
+
+    /// Replaces the active context for `group_key` with several ids (at least one).
+    pub fn set_groups<S: AsRef<str>>(&self, group_key: &str, group_ids: &[S]) -> Result<()> {
+        self.membership(group_key, || {
+            if group_ids.is_empty() {
+                return Err(Error::invalid_argument(
+                    "group_ids must hold at least one id (count >= 1)",
+                ));
+            }
+            let mut ids = Vec::with_capacity(group_ids.len());
+            for (i, id) in group_ids.iter().enumerate() {
+                let id = validate::name(id.as_ref(), &format!("group_ids[{i}]"))?;
+                if !ids.iter().any(|x| x == id) {
+                    ids.push(id.to_string());
+                }
+            }
+            Ok(MembershipOp::Set {
+                key: group_key.to_string(),
+                ids,
+            })
+        })
+    }
+
+    /// Adds one id to the memberships for `group_key` (no change if present).
+    pub fn add_group(&self, group_key: &str, group_id: &str) -> Result<()> {
+        self.membership(group_key, || {
+            validate::name(group_id, "group_id")?;
+            Ok(MembershipOp::Add {
+                key: group_key.to_string(),
+                id: group_id.to_string(),
+            })
+        })
+    }
+
+    /// Removes one id from the memberships for `group_key`.
+    pub fn remove_group(&self, group_key: &str, group_id: &str) -> Result<()> {
+        self.membership(group_key, || {
+            validate::name(group_id, "group_id")?;
+            Ok(MembershipOp::Remove {
+                key: group_key.to_string(),
+                id: group_id.to_string(),
+            })
+        })
+    }
+
+    /// The current memberships.
+    pub fn groups(&self) -> Result<Memberships> {
+        Ok(self.shared.open()?.state.groups.clone())
+    }
+
+    /// One operation on a group's profile. No effect on attribution.
+    pub fn group_profile(&self, group: &Group, op: GroupProfileOp) -> Result<()> {
+        self.mutate(|s, inner, out| {
+            op.validate()?;
+            let (path, body) =
+                wire::group_profile(&s.who(&inner.state), group.key(), group.id(), op);
+            out.push(plain(path, body));
+            Ok(false)
+        })
+    }
+
+    /// One operation on the current user's people profile.
+    pub fn people(&self, op: PeopleOp) -> Result<()> {
+        self.mutate(|s, inner, out| {
+            op.validate()?;
+            let (path, body) = wire::people(&s.who(&inner.state), op);
+            out.push(plain(path, body));
+            Ok(false)
+        })
+    }
+
+    /// Waits until everything accepted before the call is sent or dropped.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        drop(self.shared.open()?);
+        if self.delivery.flush(timeout) {
+            Ok(())
+        } else {
+            Err(timeout_error("flush", timeout))
+        }
+    }
+
+    /// Refuses new calls, flushes for at most `timeout`, writes the final
+    /// state and stops the background threads.
+    pub fn shutdown(&self, timeout: Duration) -> Result<()> {
+        {
+            let mut inner = self.shared.open()?;
+            inner.accepting = false;
+        }
+        let flushed = self.delivery.shutdown(timeout);
+        if let Some(mut p) = self.persister.lock().take() {
+            p.stop();
+        }
+        {
+            // Under the lock, so a late identify answer cannot slip in between.
+            let inner = self.shared.inner.lock();
+            if let Err(e) = self.shared.file.save(&inner.state) {
+                self.shared
+                    .diag
+                    .report(format!("final state write failed: {e}"));
+            }
+            self.shared.finished.store(true, Ordering::Release);
+        }
+        if flushed {
+            Ok(())
+        } else {
+            Err(timeout_error("shutdown", timeout))
+        }
+    }
+
+    /// Recent reports of problems the library handled itself.
+    pub fn diagnostics(&self) -> Vec<String> {
+        self.shared.diag.recent()
+    }
+
+    /// Delivery counts since start.
+    pub fn delivery_stats(&self) -> delivery::Stats {
+        self.delivery.stats()
+    }
+
+    fn membership(&self, group_key: &str, op: impl FnOnce() -> Result<MembershipOp>) -> Result<()> {
+        self.mutate(|s, inner, out| {
+            validate::name(group_key, "group_key")?;
+            let op = op()?;
+            op.apply(&mut inner.state.groups);
+            inner.hydration.record(&op);
+            let who = s.who(&inner.state);
+            let (path, body) = match &op {
+                MembershipOp::Set { key, ids } => {
+                    wire::membership(&who, key, MembershipCall::Set(ids))
+                }
+                MembershipOp::Add { key, id } => {
+                    wire::membership(&who, key, MembershipCall::Add(id))
+                }
+                MembershipOp::Remove { key, id } => {
+                    wire::membership(&who, key, MembershipCall::Remove(id))
+                }
+            };
+            out.push(plain(path, body));
+            Ok(true)
+        })
+    }
+
+    /// The shape of every call: refuse when not accepting (before looking at
+    /// arguments), let `f` check arguments and change state (returning whether
+    /// it did), then queue its requests in order and get the change to disk.
+    fn mutate(
+        &self,
+        f: impl FnOnce(&Shared, &mut Inner, &mut Vec<Request>) -> Result<bool>,
+    ) -> Result<()> {
+        let s = &*self.shared;
+        let mut inner = s.open()?;
+        let mut out = Vec::with_capacity(2);
+        let changes_state = f(s, &mut inner, &mut out)?;
+        for r in out {
+            self.delivery.enqueue(r);
+        }
+        if changes_state {
+            match s.options.durability {
+                // The caller asked for the disk write on its own thread.
+                Durability::Sync => s.file.save(&inner.state)?,
+                Durability::Batched => s.mark_dirty(),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.shared.inner.lock().accepting {
+            let _ = self.shutdown(Duration::ZERO);
+        }
+    }
+}
+
+impl Shared {
+    /// The state, locked, when the client still accepts calls.
+    fn open(&self) -> Result<parking_lot::MutexGuard<'_, Inner>> {
+        let inner = self.inner.lock();
+        if inner.accepting {
+            Ok(inner)
+        } else {
+            Err(Error::not_initialized())
+        }
+    }
+
+    fn who<'a>(&'a self, state: &'a LocalState) -> Who<'a> {
+        Who {
+            site_id: &self.site_id,
+            session_id: &state.session.id,
+            distinct_id: &state.distinct_id,
+        }
+    }
+
+    fn mark_dirty(&self) {
+        if let Some(flag) = self.dirty.lock().as_ref() {
+            flag.mark();
+        }
+    }
+
+    /// Starts a new session after 30 idle minutes, and registers the session
+    /// before its first event or identify.
+    fn touch_session(&self, inner: &mut Inner, out: &mut Vec<Request>) {
+        let now = now_ms();
+        let session = &mut inner.state.session;
+        if now.saturating_sub(session.last_activity_ms) > SESSION_TIMEOUT_MS {
+            *session = Session::new(now);
+        }
+        session.last_activity_ms = session.last_activity_ms.max(now);
+        if !session.registered {
+            session.registered = true;
+            let body = wire::session_registration(
+                &self.who(&inner.state),
+                inner.state.session.start_ms,
+                inner.state.session.last_activity_ms,
+                &wire::Device {
+                    device_type: self.device.device_type,
+                    os_name: self.device.os_name,
+                    os_version: &self.device.os_version,
+                    app_version: self.options.app_version.as_deref(),
+                },
+            );
+            out.push(plain(wire::path::SESSION, body));
+            self.mark_dirty();
+        }
+        if now.saturating_sub(inner.persisted_activity_ms) >= ACTIVITY_PERSIST_GRANULARITY_MS {
+            inner.persisted_activity_ms = now;
+            self.mark_dirty();
+        }
+    }
+
+    /// Snapshot under the lock, write outside it.
+    fn persist(&self) {
+        let state = {
+            let inner = self.inner.lock();
+            if self.finished.load(Ordering::Acquire) {
+                return;
+            }
+            inner.state.clone()
+        };
+        if let Err(e) = self.file.save(&state) {
+            self.diag.report(format!(
+                "state write failed (will retry on the next change): {e}"
+            ));
+        }
+    }
+
+    /// The delivery thread reports an ended request: identify answers adopt
+    /// the server's distinct id and hydrate memberships.
+    fn on_complete(&self, request: &Request, outcome: Outcome<'_>) {
+        let Tag::Identify { token, epoch } = request.tag else {
+            return;
+        };
+        let mut inner = self.inner.lock();
+        if self.finished.load(Ordering::Acquire) || inner.epoch != epoch {
+            return; // a later reset (or the end) made this answer stale
+        }
+        let Outcome::Delivered(body) = outcome else {
+            inner
+                .hydration
+                .complete(token, None, &mut Memberships::default());
+            return;
+        };
+        let answer = wire::parse_identify_response(body);
+        for problem in answer.problems {
+            self.diag.report(format!("identify answer: {problem}"));
+        }
+        let identify_id = inner.hydration.identify_id(token).map(str::to_string);
+        if let (Some(new_id), Some(identify_id)) = (answer.new_distinct_id, identify_id) {
+            if new_id != identify_id && inner.state.distinct_id == identify_id {
+                inner.state.distinct_id = new_id;
+            }
+        }
+        let inner = &mut *inner;
+        inner
+            .hydration
+            .complete(token, answer.memberships, &mut inner.state.groups);
+        self.mark_dirty();
+    }
+}
+
+fn plain(path: &'static str, body: Value) -> Request {
+    Request {
+        path,
+        body,
+        tag: Tag::None,
+    }
+}
+
+fn timeout_error(what: &str, timeout: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("{what} did not finish within {} ms", timeout.as_millis()),
+    )
+}
+
+impl DeviceInfo {
+    fn detect() -> DeviceInfo {
+        let (device_type, os_name) = match std::env::consts::OS {
+            "ios" => ("mobile", "iOS"),
+            "android" => ("mobile", "Android"),
+            "macos" => ("desktop", "macOS"),
+            "windows" => ("desktop", "Windows"),
+            "linux" => ("desktop", "Linux"),
+            other => ("desktop", other),
+        };
+        DeviceInfo {
+            device_type,
+            os_name,
+            os_version: os_release(),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn os_release() -> String {
+    // SAFETY: uname fills a zeroed struct of fixed-size NUL-terminated arrays.
+    unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) == 0 {
+            return std::ffi::CStr::from_ptr(u.release.as_ptr())
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    String::from("unknown")
+}
+
+#[cfg(not(unix))]
+fn os_release() -> String {
+    String::from("unknown")
+}
+
+/// The one process-wide client behind the C API.
+pub mod global {
+    use super::*;
+    use parking_lot::RwLock;
+
+    static CLIENT: RwLock<Option<Arc<Client>>> = RwLock::new(None);
+    /// Serialises init and shutdown, so a new client never reads the state
+    /// file while the old one is still writing its last state.
+    static LIFECYCLE: Mutex<()> = Mutex::new(());
+
+    pub fn init(site_id: &str, options: Options) -> Result<()> {
+        let _life = LIFECYCLE.lock();
+        if CLIENT.read().is_some() {
+            return Err(Error::new(
+                ErrorKind::AlreadyInitialized,
+                "libtrodo is already initialized: call trodo_shutdown before trodo_init again",
+            ));
+        }
+        let client = Client::start(site_id, options)?;
+        *CLIENT.write() = Some(client);
+        Ok(())
+    }
+
+    /// The client, or `NotInitialized`.
+    pub fn current() -> Result<Arc<Client>> {
+        CLIENT.read().clone().ok_or_else(Error::not_initialized)
+    }
+
+    pub fn shutdown(timeout: Duration) -> Result<()> {
+        let _life = LIFECYCLE.lock();
+        let client = CLIENT.write().take().ok_or_else(Error::not_initialized)?;
+        client.shutdown(timeout)
+    }
+}

@@ -1,0 +1,95 @@
+//! The panic boundary and the thread-local last error.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::status::TrodoStatus;
+use crate::error::{Error, Result};
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(message: &str) {
+    // An interior NUL would truncate the message; C cannot see past it anyway.
+    let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// This thread's last error message; valid until its next `trodo_*` call.
+pub fn last_error_ptr() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let detail = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal error in libtrodo (please report): {detail}")
+}
+
+/// Runs `f`, catching panics and recording the error, if any.
+fn run<T>(f: impl FnOnce() -> Result<T>) -> std::result::Result<T, TrodoStatus> {
+    set_last_error("");
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(Error { kind, message })) => {
+            set_last_error(&message);
+            Err(kind.into())
+        }
+        Err(payload) => {
+            set_last_error(&panic_message(payload.as_ref()));
+            Err(TrodoStatus::TRODO_ERR_INTERNAL)
+        }
+    }
+}
+
+/// For calls returning a status.
+pub fn status(f: impl FnOnce() -> Result<()>) -> TrodoStatus {
+    match run(f) {
+        Ok(()) => TrodoStatus::TRODO_OK,
+        Err(s) => s,
+    }
+}
+
+/// For calls returning a pointer: NULL on failure.
+pub fn pointer<T>(f: impl FnOnce() -> Result<*mut T>) -> *mut T {
+    run(f).unwrap_or(std::ptr::null_mut())
+}
+
+/// For calls returning a plain value: `fallback` on failure.
+pub fn value<T>(fallback: T, f: impl FnOnce() -> Result<T>) -> T {
+    run(f).unwrap_or(fallback)
+}
+
+/// A Rust string handed to C: freed with `trodo_string_free`.
+pub fn string_out(s: String) -> Result<*mut c_char> {
+    CString::new(s).map(CString::into_raw).map_err(|_| {
+        Error::new(
+            crate::error::ErrorKind::Internal,
+            "string with an interior NUL",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_become_internal_errors_with_a_message() {
+        let s = status(|| panic!("boom"));
+        assert_eq!(s, TrodoStatus::TRODO_ERR_INTERNAL);
+        let msg = unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) };
+        assert!(msg.to_str().unwrap().contains("boom"));
+        // The next call clears it.
+        assert_eq!(status(|| Ok(())), TrodoStatus::TRODO_OK);
+        assert_eq!(
+            unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) }.to_bytes(),
+            b""
+        );
+    }
+}

@@ -1,0 +1,362 @@
+//! The local state store, libtrodo's localStorage: identity, session and group
+//! memberships in one small JSON file, written atomically (temp file, fsync,
+//! rename) by a background thread so callers never wait on the disk.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use serde_json::{json, Value};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::groups::Memberships;
+use crate::util::{new_id, now_ms};
+
+const STATE_FILE: &str = "state.json";
+const QUARANTINE_SUFFIX: &str = ".corrupt";
+const FORMAT_VERSION: u64 = 1;
+
+/// A session ends after this long without activity (our choice, the common default).
+pub const SESSION_TIMEOUT_MS: u64 = 30 * 60 * 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub start_ms: u64,
+    pub last_activity_ms: u64,
+    /// Whether `/api/sdk/track` has been sent for this session.
+    pub registered: bool,
+}
+
+impl Session {
+    pub fn new(now: u64) -> Session {
+        Session {
+            id: new_id(),
+            start_ms: now,
+            last_activity_ms: now,
+            registered: false,
+        }
+    }
+}
+
+/// Everything that must survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalState {
+    pub anonymous_id: String,
+    pub distinct_id: String,
+    pub session: Session,
+    pub groups: Memberships,
+}
+
+impl LocalState {
+    pub fn fresh() -> LocalState {
+        let anonymous_id = new_id();
+        LocalState {
+            distinct_id: anonymous_id.clone(),
+            anonymous_id,
+            session: Session::new(now_ms()),
+            groups: Memberships::default(),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "version": FORMAT_VERSION,
+            "anonymous_id": self.anonymous_id,
+            "distinct_id": self.distinct_id,
+            "session": {
+                "id": self.session.id,
+                "start_ms": self.session.start_ms,
+                "last_activity_ms": self.session.last_activity_ms,
+                "registered": self.session.registered,
+            },
+            "groups": self.groups.to_json(),
+        })
+    }
+
+    /// `Err` says what is wrong, for the report.
+    pub fn from_json(v: &Value) -> std::result::Result<LocalState, String> {
+        if v.get("version").and_then(Value::as_u64) != Some(FORMAT_VERSION) {
+            return Err(format!(
+                "unknown format version {}",
+                v.get("version").unwrap_or(&Value::Null)
+            ));
+        }
+        let text = |obj: &Value, k: &str| -> std::result::Result<String, String> {
+            obj.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| format!("missing or empty \"{k}\""))
+        };
+        let num = |obj: &Value, k: &str| {
+            obj.get(k)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("missing \"{k}\""))
+        };
+        let s = v.get("session").ok_or("missing \"session\"")?;
+        Ok(LocalState {
+            anonymous_id: text(v, "anonymous_id")?,
+            distinct_id: text(v, "distinct_id")?,
+            session: Session {
+                id: text(s, "id")?,
+                start_ms: num(s, "start_ms")?,
+                last_activity_ms: num(s, "last_activity_ms")?,
+                registered: s
+                    .get("registered")
+                    .and_then(Value::as_bool)
+                    .ok_or("missing \"registered\"")?,
+            },
+            groups: v
+                .get("groups")
+                .and_then(Memberships::from_json)
+                .ok_or("\"groups\" is not an object of string arrays")?,
+        })
+    }
+}
+
+/// What loading found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// No state yet: a first start.
+    Nothing,
+    Restored(LocalState),
+    /// The file was unusable; it was moved aside and the reason is given.
+    Quarantined(String),
+}
+
+/// The state file inside `storage_dir`.
+#[derive(Debug)]
+pub struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    /// Creates `dir` if needed. Failure is `Storage`, naming the directory.
+    pub fn open(dir: &Path) -> Result<StateFile> {
+        fs::create_dir_all(dir).map_err(|e| storage_error(dir, "cannot be created", &e))?;
+        Ok(StateFile {
+            path: dir.join(STATE_FILE),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    pub fn load(&self) -> Loaded {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Nothing,
+            Err(e) => return Loaded::Quarantined(self.quarantine(format!("cannot be read: {e}"))),
+        };
+        let parsed = serde_json::from_slice::<Value>(&bytes)
+            .map_err(|e| format!("is not valid JSON: {e}"))
+            .and_then(|v| LocalState::from_json(&v).map_err(|e| format!("is not usable: {e}")));
+        match parsed {
+            Ok(state) => Loaded::Restored(state),
+            Err(reason) => Loaded::Quarantined(self.quarantine(reason)),
+        }
+    }
+
+    /// Moves a bad file aside (kept for inspection) and says what happened.
+    fn quarantine(&self, reason: String) -> String {
+        let mut aside = self.path.clone().into_os_string();
+        aside.push(QUARANTINE_SUFFIX);
+        match fs::rename(&self.path, &aside) {
+            Ok(()) => format!(
+                "state file {} {reason}; moved to {} and started with fresh state",
+                self.path.display(),
+                Path::new(&aside).display()
+            ),
+            Err(e) => format!(
+                "state file {} {reason}; could not move it aside ({e}); started with fresh state",
+                self.path.display()
+            ),
+        }
+    }
+
+    /// Writes atomically: a crash leaves either the old file or the new one.
+    pub fn save(&self, state: &LocalState) -> Result<()> {
+        let tmp = self.path.with_extension("json.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(state.to_json().to_string().as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+            // The rename itself is durable only once the directory is synced.
+            #[cfg(unix)]
+            File::open(self.dir())?.sync_all()?;
+            Ok(())
+        };
+        write().map_err(|e| storage_error(&self.path, "cannot be written", &e))
+    }
+}
+
+fn storage_error(path: &Path, what: &str, e: &std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::Storage,
+        format!("storage: {} {what}: {e}", path.display()),
+    )
+}
+
+/// Wakes a background writer when state changed; writes at most once per
+/// `interval`, so a change is on disk within about `interval`.
+pub struct Persister {
+    signal: Arc<Signal>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Signal {
+    dirty: AtomicBool,
+    stop: AtomicBool,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+/// The cheap, clonable side of a [`Persister`] that callers use.
+#[derive(Clone)]
+pub struct DirtyFlag(Arc<Signal>);
+
+impl DirtyFlag {
+    pub fn mark(&self) {
+        if !self.0.dirty.swap(true, Ordering::AcqRel) {
+            let _g = self.0.lock.lock();
+            self.0.cv.notify_one();
+        }
+    }
+}
+
+impl Persister {
+    /// `write` snapshots and saves the state; it runs on the persister thread.
+    pub fn start(
+        interval: Duration,
+        write: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Persister> {
+        let signal = Arc::new(Signal {
+            dirty: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        });
+        let s = signal.clone();
+        let thread = std::thread::Builder::new()
+            .name("trodo-persist".into())
+            .spawn(move || loop {
+                {
+                    let mut g = s.lock.lock();
+                    while !s.dirty.load(Ordering::Acquire) && !s.stop.load(Ordering::Acquire) {
+                        s.cv.wait(&mut g);
+                    }
+                }
+                if s.stop.load(Ordering::Acquire) {
+                    return; // the owner writes the final state itself
+                }
+                s.dirty.store(false, Ordering::Release);
+                // A panic in one write must not end persistence for good.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&write));
+                let mut g = s.lock.lock();
+                if !s.stop.load(Ordering::Acquire) {
+                    s.cv.wait_for(&mut g, interval);
+                }
+            })?;
+        Ok(Persister {
+            signal,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn flag(&self) -> DirtyFlag {
+        DirtyFlag(self.signal.clone())
+    }
+
+    /// Stops and joins the thread (it never blocks on the network).
+    pub fn stop(&mut self) {
+        self.signal.stop.store(true, Ordering::Release);
+        {
+            let _g = self.signal.lock.lock();
+            self.signal.cv.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Persister {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("trodo-state-{name}-{}", new_id()));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn state_round_trips_through_the_file() {
+        let dir = temp_dir("rt");
+        let file = StateFile::open(&dir).unwrap();
+        assert!(matches!(file.load(), Loaded::Nothing));
+        let mut s = LocalState::fresh();
+        s.groups.add("team", "a");
+        file.save(&s).unwrap();
+        match file.load() {
+            Loaded::Restored(r) => assert_eq!(r, s),
+            other => panic!("{other:?}"),
+        }
+        assert!(!dir.join("state.json.tmp").exists());
+    }
+
+    #[test]
+    fn corrupt_files_are_quarantined_not_fatal() {
+        for garbage in [
+            &b"{\"version\":1,\"anon"[..],
+            b"\xff\xfe",
+            b"{\"version\":1}",
+            b"[]",
+        ] {
+            let dir = temp_dir("bad");
+            fs::write(dir.join(STATE_FILE), garbage).unwrap();
+            let file = StateFile::open(&dir).unwrap();
+            match file.load() {
+                Loaded::Quarantined(msg) => assert!(msg.contains("fresh state"), "{msg}"),
+                other => panic!("{other:?}"),
+            }
+            assert!(dir.join("state.json.corrupt").exists());
+            assert!(matches!(file.load(), Loaded::Nothing));
+        }
+    }
+
+    #[test]
+    fn persister_writes_soon_after_marking() {
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = count.clone();
+        let mut p = Persister::start(Duration::from_millis(5), move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        let flag = p.flag();
+        flag.mark();
+        for _ in 0..500 {
+            if count.load(Ordering::SeqCst) > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        p.stop();
+        flag.mark(); // harmless after stop
+    }
+}

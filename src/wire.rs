@@ -1,0 +1,383 @@
+//! The Trodo HTTP API as data: every path and every field name the SDK sends or
+//! reads lives here and nowhere else (`trodo-wire.md`). Builders take checked
+//! core values and return request bodies.
+
+use serde_json::{json, Map, Value};
+
+use crate::groups::Memberships;
+use crate::profile::{GroupProfileOp, PeopleOp};
+
+macro_rules! sdk {
+    ($p:literal) => {
+        concat!("/api/sdk/", $p)
+    };
+}
+
+/// Request paths, relative to `api_base`.
+pub mod path {
+    pub const SESSION: &str = sdk!("track");
+    pub const EVENT: &str = "/api/events";
+    pub const EVENTS_BULK: &str = "/api/events/bulk";
+    pub const IDENTIFY: &str = sdk!("identify");
+    pub const RESET: &str = sdk!("reset");
+    pub const SET_GROUP: &str = sdk!("groups/set_group");
+    pub const ADD_GROUP: &str = sdk!("groups/add_group");
+    pub const REMOVE_GROUP: &str = sdk!("groups/remove_group");
+}
+
+/// Header names and the media type of every body.
+pub mod header {
+    pub const SITE_ID: &str = "X-Trodo-Site-Id";
+    pub const CONTENT_TYPE: &str = "Content-Type";
+    pub const USER_AGENT: &str = "User-Agent";
+    pub const JSON: &str = "application/json";
+}
+
+/// `trodo-native/<version> (<os>; <arch>)` (our choice of UA text).
+pub fn user_agent() -> String {
+    format!(
+        "trodo-native/{} ({}; {})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+/// What identifies the caller in every body.
+pub struct Who<'a> {
+    pub site_id: &'a str,
+    pub session_id: &'a str,
+    pub distinct_id: &'a str,
+}
+
+/// The device description sent with a session (our choice for native apps).
+pub struct Device<'a> {
+    pub device_type: &'a str,
+    pub os_name: &'a str,
+    pub os_version: &'a str,
+    pub app_version: Option<&'a str>,
+}
+
+/// `sessionData` for `POST /api/sdk/track`.
+pub fn session_registration(
+    who: &Who,
+    start_ms: u64,
+    last_activity_ms: u64,
+    device: &Device,
+) -> Value {
+    let mut data = json!({
+        "session_id": who.session_id,
+        "site_id": who.site_id,
+        "user_id": who.distinct_id,
+        "distinct_id": who.distinct_id,
+        "team_id": null,
+        "start_time": crate::util::iso8601_ms(start_ms),
+        "last_activity": last_activity_ms,
+        "is_bounce": false,
+        "device_type": device.device_type,
+        "os_name": device.os_name,
+        "os_version": device.os_version,
+        "is_server_session": false,
+    });
+    if let (Some(v), Some(obj)) = (device.app_version, data.as_object_mut()) {
+        obj.insert("app_version".into(), Value::from(v));
+    }
+    json!({ "sessionData": data })
+}
+
+/// Default `event_category` when the caller gives none.
+pub const DEFAULT_CATEGORY: &str = "custom";
+
+/// An event object. `custom_properties` already holds the caller's properties;
+/// the group stamp is added here, the caller's own keys winning.
+pub fn event(
+    who: &Who,
+    name: &str,
+    category: Option<&str>,
+    mut custom_properties: Map<String, Value>,
+    groups: &Memberships,
+    timestamp_ms: u64,
+    insert_id: String,
+) -> Value {
+    for (key, ids) in groups.iter() {
+        if !custom_properties.contains_key(key) {
+            custom_properties.insert(key.clone(), Value::from(ids.clone()));
+        }
+    }
+    json!({
+        "event_type": "custom",
+        "event_name": name,
+        "event_category": category.unwrap_or(DEFAULT_CATEGORY),
+        "session_id": who.session_id,
+        "user_id": who.distinct_id,
+        "custom_properties": custom_properties,
+        "page_data": null,
+        "auto_event_data": null,
+        "element_data": null,
+        "override_data": null,
+        "timestamp": crate::util::iso8601_ms(timestamp_ms),
+        "insert_id": insert_id,
+    })
+}
+
+/// `POST /api/sdk/identify`: `who` is the identity in use *before* the call.
+pub fn identify(who: &Who, identify_id: &str) -> Value {
+    json!({
+        "siteId": who.site_id,
+        "sessionId": who.session_id,
+        "userId": who.distinct_id,
+        "distinctId": who.distinct_id,
+        "identifyId": identify_id,
+    })
+}
+
+/// `POST /api/sdk/reset`, naming the identity being left.
+pub fn reset(who: &Who) -> Value {
+    json!({
+        "siteId": who.site_id,
+        "sessionId": who.session_id,
+        "userId": who.distinct_id,
+        "distinctId": who.distinct_id,
+    })
+}
+
+/// Which membership call, and for `set_group` one id or several.
+pub enum MembershipCall<'a> {
+    Set(&'a [String]),
+    Add(&'a str),
+    Remove(&'a str),
+}
+
+/// Path and body of a membership call.
+pub fn membership(who: &Who, group_key: &str, call: MembershipCall) -> (&'static str, Value) {
+    let (path, group_id) = match call {
+        // One id goes as a string, as the web SDK sends it; several as an array.
+        MembershipCall::Set([one]) => (path::SET_GROUP, Value::from(one.as_str())),
+        MembershipCall::Set(ids) => (path::SET_GROUP, Value::from(ids.to_vec())),
+        MembershipCall::Add(id) => (path::ADD_GROUP, Value::from(id)),
+        MembershipCall::Remove(id) => (path::REMOVE_GROUP, Value::from(id)),
+    };
+    let body = json!({
+        "siteId": who.site_id,
+        "userId": who.distinct_id,
+        "groupKey": group_key,
+        "groupId": group_id,
+    });
+    (path, body)
+}
+
+/// Path and body of a group-profile operation.
+pub fn group_profile(
+    who: &Who,
+    group_key: &str,
+    group_id: &str,
+    op: GroupProfileOp,
+) -> (&'static str, Value) {
+    let mut body = Map::new();
+    body.insert("siteId".into(), who.site_id.into());
+    body.insert("userId".into(), who.distinct_id.into());
+    body.insert("groupKey".into(), group_key.into());
+    body.insert("groupId".into(), group_id.into());
+    let path = match op {
+        GroupProfileOp::Set(p) => {
+            body.insert("properties".into(), Value::Object(p));
+            sdk!("groups/profile/set")
+        }
+        GroupProfileOp::SetOnce(p) => {
+            body.insert("properties".into(), Value::Object(p));
+            sdk!("groups/profile/set_once")
+        }
+        GroupProfileOp::Union { list_name, values } => {
+            body.insert("listName".into(), list_name.into());
+            body.insert("values".into(), Value::Array(values));
+            sdk!("groups/profile/union")
+        }
+        GroupProfileOp::Remove { list_name, value } => {
+            body.insert("listName".into(), list_name.into());
+            body.insert("value".into(), value);
+            sdk!("groups/profile/remove")
+        }
+        GroupProfileOp::Append { property, value } => {
+            body.insert("property".into(), property.into());
+            body.insert("value".into(), value);
+            sdk!("groups/profile/append")
+        }
+        GroupProfileOp::Increment { property, value } => {
+            body.insert("property".into(), property.into());
+            body.insert("value".into(), number(value));
+            sdk!("groups/profile/increment")
+        }
+        GroupProfileOp::Unset { property } => {
+            body.insert("property".into(), property.into());
+            sdk!("groups/profile/unset")
+        }
+        GroupProfileOp::Delete => sdk!("groups/profile/delete"),
+    };
+    (path, Value::Object(body))
+}
+
+/// Path and body of a people operation on the current user.
+pub fn people(who: &Who, op: PeopleOp) -> (&'static str, Value) {
+    let mut body = Map::new();
+    body.insert("siteId".into(), who.site_id.into());
+    body.insert("userId".into(), who.distinct_id.into());
+    let path = match op {
+        PeopleOp::Set(p) => {
+            body.insert("properties".into(), Value::Object(p));
+            sdk!("people/set")
+        }
+        PeopleOp::SetOnce(p) => {
+            body.insert("properties".into(), Value::Object(p));
+            sdk!("people/set_once")
+        }
+        PeopleOp::Unset { key } => {
+            body.insert("keys".into(), Value::from(vec![key]));
+            sdk!("people/unset")
+        }
+        PeopleOp::Increment { key, amount } => {
+            body.insert("key".into(), key.into());
+            body.insert("amount".into(), number(amount));
+            sdk!("people/increment")
+        }
+        PeopleOp::Append { key, values } => {
+            body.insert("key".into(), key.into());
+            body.insert("values".into(), Value::Array(values));
+            sdk!("people/append")
+        }
+        PeopleOp::Union { key, values } => {
+            body.insert("key".into(), key.into());
+            body.insert("values".into(), Value::Array(values));
+            sdk!("people/union")
+        }
+        PeopleOp::Remove { key, values } => {
+            body.insert("key".into(), key.into());
+            body.insert("values".into(), Value::Array(values));
+            sdk!("people/remove")
+        }
+        PeopleOp::TrackCharge { amount, properties } => {
+            body.insert("amount".into(), number(amount));
+            body.insert("properties".into(), Value::Object(properties));
+            sdk!("people/track_charge")
+        }
+        PeopleOp::ClearCharges => sdk!("people/clear_charges"),
+        PeopleOp::DeleteUser => sdk!("people/delete_user"),
+    };
+    (path, Value::Object(body))
+}
+
+/// A finite f64 as JSON, written as an integer when it is one (`5`, not `5.0`).
+fn number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
+        Value::from(v as i64)
+    } else {
+        serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// What an identify response tells the SDK.
+#[derive(Debug, Default, PartialEq)]
+pub struct IdentifyResponse {
+    /// `newDistinctId`, else `distinctId`, when a non-empty string.
+    pub new_distinct_id: Option<String>,
+    /// `group_memberships`, when present and usable.
+    pub memberships: Option<Memberships>,
+    /// What was ignored and why, for the diagnostics.
+    pub problems: Vec<String>,
+}
+
+/// Reads an identify response leniently: an object mapping group key to a
+/// string or an array of strings; anything else is ignored and reported.
+pub fn parse_identify_response(body: &Value) -> IdentifyResponse {
+    let mut out = IdentifyResponse {
+        new_distinct_id: ["newDistinctId", "distinctId"]
+            .iter()
+            .filter_map(|k| body.get(*k).and_then(Value::as_str))
+            .find(|s| crate::validate::name(s, "distinct id").is_ok())
+            .map(str::to_string),
+        ..Default::default()
+    };
+    match body.get("group_memberships") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            let mut m = Memberships::default();
+            for (key, ids) in map {
+                if crate::validate::name(key, "group key").is_err() {
+                    out.problems.push(format!(
+                        "group_memberships: ignored unusable group key {key:?}"
+                    ));
+                    continue;
+                }
+                let list: Vec<&Value> = match ids {
+                    Value::Array(a) => a.iter().collect(),
+                    other => vec![other],
+                };
+                let mut good = Vec::new();
+                for id in list {
+                    match id
+                        .as_str()
+                        .filter(|s| crate::validate::name(s, "group id").is_ok())
+                    {
+                        Some(s) => good.push(s.to_string()),
+                        None => out.problems.push(format!(
+                            "group_memberships[{key:?}]: ignored {id} (not a usable group id)"
+                        )),
+                    }
+                }
+                m.set(key, &good);
+            }
+            out.memberships = Some(m);
+        }
+        Some(other) => out.problems.push(format!(
+            "group_memberships ignored: expected an object, got {}",
+            type_name(other)
+        )),
+    }
+    out
+}
+
+/// A JSON value's type, for messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identify_response_is_read_leniently() {
+        let r = parse_identify_response(&json!({
+            "newDistinctId": "u-9",
+            "group_memberships": {"company": "acme", "team": ["a", 3, "b"], "": ["x"]}
+        }));
+        assert_eq!(r.new_distinct_id.as_deref(), Some("u-9"));
+        let m = r.memberships.unwrap();
+        assert_eq!(m.get("company"), Some(&["acme".to_string()][..]));
+        assert_eq!(m.get("team"), Some(&["a".to_string(), "b".to_string()][..]));
+        assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
+
+        let r = parse_identify_response(&json!({"distinctId": "d", "group_memberships": [1]}));
+        assert_eq!(r.new_distinct_id.as_deref(), Some("d"));
+        assert!(r.memberships.is_none());
+        assert_eq!(r.problems.len(), 1);
+
+        assert_eq!(
+            parse_identify_response(&json!({})),
+            IdentifyResponse::default()
+        );
+    }
+
+    #[test]
+    fn whole_numbers_are_sent_as_integers() {
+        assert_eq!(number(5.0).to_string(), "5");
+        assert_eq!(number(-2.5).to_string(), "-2.5");
+        assert_eq!(number(1e300).to_string(), "1e+300");
+    }
+}

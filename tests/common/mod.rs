@@ -1,0 +1,47 @@
+//! Shared set-up for the Rust integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use trodo::delivery::policy::RetryPolicy;
+use trodo::{Client, Options};
+
+pub const SITE: &str = "site-test";
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn temp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("trodo-it-{}", trodo::util::new_id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Options pointing at `api_base`, storing under `dir`, with short retry waits.
+pub fn options(api_base: &str, dir: &PathBuf) -> Options {
+    Options {
+        api_base: api_base.to_string(),
+        storage_dir: Some(dir.clone()),
+        persist_interval: Duration::from_millis(10),
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            give_up_after: Duration::from_millis(800),
+            default_retry_after: Duration::from_millis(50),
+            max_retry_after: Duration::from_millis(200),
+        },
+        ..Options::default()
+    }
+}
+
+pub fn start(api_base: &str, dir: &PathBuf) -> Arc<Client> {
+    Client::start(SITE, options(api_base, dir)).expect("client starts")
+}
+
+pub fn props(v: Value) -> Option<Map<String, Value>> {
+    match v {
+        Value::Object(m) => Some(m),
+        _ => panic!("not an object"),
+    }
+}

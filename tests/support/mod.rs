@@ -1,0 +1,303 @@
+//! A loopback fake Trodo server for tests (and the demo): it records every
+//! request (path, headers, parsed body), keeps server-side memberships per
+//! user so identify can answer with `group_memberships`, and can be scripted
+//! to fail or to answer slowly. Paths are written here as the spec spells
+//! them, independently of the library's own constants.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Recorded>,
+    /// user id → group key → ids
+    memberships: HashMap<String, BTreeMap<String, Vec<String>>>,
+    /// Statuses to answer the next requests with, before going back to 200.
+    script: VecDeque<u16>,
+    identify_delay: Duration,
+    /// identifyId → the newDistinctId to answer with.
+    new_distinct_ids: HashMap<String, String>,
+    /// identifyId → a raw group_memberships value to answer with.
+    raw_memberships: HashMap<String, Value>,
+    log: Option<File>,
+}
+
+pub struct FakeTrodo {
+    addr: String,
+    state: Arc<(Mutex<State>, Condvar)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeTrodo {
+    pub fn start() -> FakeTrodo {
+        Self::start_with_log(None)
+    }
+
+    /// Also appends each request to `log` as one line of canonical JSON
+    /// (`{"body":...,"path":...}`, keys sorted) before answering it.
+    pub fn start_with_log(log: Option<PathBuf>) -> FakeTrodo {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new((Mutex::new(State::default()), Condvar::new()));
+        if let Some(p) = log {
+            state.0.lock().unwrap().log = Some(File::create(p).expect("create server log"));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(conn) = conn {
+                    let s = s.clone();
+                    std::thread::spawn(move || serve(conn, &s));
+                }
+            }
+        });
+        FakeTrodo { addr, state, stop }
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.0.lock().unwrap().requests.clone()
+    }
+
+    pub fn to_path(&self, path: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    /// Event bodies received on `/api/events`, in arrival order.
+    pub fn events(&self) -> Vec<Value> {
+        self.to_path("/api/events")
+            .into_iter()
+            .map(|r| r.body)
+            .collect()
+    }
+
+    pub fn event(&self, name: &str) -> Value {
+        self.events()
+            .into_iter()
+            .find(|e| e["event_name"] == name)
+            .unwrap_or_else(|| panic!("no event {name:?} received"))
+    }
+
+    /// Waits until at least `n` requests have arrived.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.state;
+        let mut g = m.lock().unwrap();
+        while g.requests.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            g = cv.wait_timeout(g, left).unwrap().0;
+        }
+        true
+    }
+
+    /// Answers the next requests with these statuses, then 200 again.
+    pub fn script(&self, statuses: &[u16]) {
+        self.state.0.lock().unwrap().script.extend(statuses);
+    }
+
+    pub fn set_identify_delay(&self, d: Duration) {
+        self.state.0.lock().unwrap().identify_delay = d;
+    }
+
+    pub fn answer_new_distinct_id(&self, identify_id: &str, new_id: &str) {
+        self.state
+            .0
+            .lock()
+            .unwrap()
+            .new_distinct_ids
+            .insert(identify_id.into(), new_id.into());
+    }
+
+    pub fn answer_raw_memberships(&self, identify_id: &str, value: Value) {
+        self.state
+            .0
+            .lock()
+            .unwrap()
+            .raw_memberships
+            .insert(identify_id.into(), value);
+    }
+
+    /// The server's memberships for a user.
+    pub fn memberships_of(&self, user_id: &str) -> Value {
+        let g = self.state.0.lock().unwrap();
+        json!(g.memberships.get(user_id).cloned().unwrap_or_default())
+    }
+
+    pub fn seed_memberships(&self, user_id: &str, key: &str, ids: &[&str]) {
+        let mut g = self.state.0.lock().unwrap();
+        let m = g.memberships.entry(user_id.into()).or_default();
+        m.insert(key.into(), ids.iter().map(|s| s.to_string()).collect());
+    }
+}
+
+impl Drop for FakeTrodo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr.trim_start_matches("http://"));
+    }
+}
+
+fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
+    let mut writer = match conn.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut raw = vec![0; len];
+        if reader.read_exact(&mut raw).is_err() {
+            return;
+        }
+        let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        let (status, answer, delay) = respond(
+            state,
+            Recorded {
+                path,
+                headers,
+                body,
+            },
+        );
+        std::thread::sleep(delay);
+        let text = answer.to_string();
+        let reply = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+            if status < 300 { "OK" } else { "Error" },
+            text.len()
+        );
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Records the request, applies it to the server-side memberships and
+/// decides the answer.
+fn respond(state: &Arc<(Mutex<State>, Condvar)>, rec: Recorded) -> (u16, Value, Duration) {
+    let (m, cv) = &**state;
+    let mut g = m.lock().unwrap();
+    let s = &mut *g;
+    if let Some(log) = s.log.as_mut() {
+        let line = json!({"path": rec.path, "body": rec.body});
+        let _ = writeln!(log, "{line}");
+        let _ = log.flush();
+    }
+    let status = s.script.pop_front().unwrap_or(200);
+    let body = rec.body.clone();
+    let path = rec.path.clone();
+    s.requests.push(rec);
+    cv.notify_all();
+    if status != 200 {
+        return (status, json!({"error": "scripted"}), Duration::ZERO);
+    }
+    let user = body["userId"].as_str().unwrap_or("").to_string();
+    let key = body["groupKey"].as_str().unwrap_or("").to_string();
+    let ids: Vec<String> = match &body["groupId"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => vec![],
+    };
+    match path.as_str() {
+        "/api/sdk/groups/set_group" | "/api/sdk/groups/add_group" => {
+            // Both attach: set_group never removes server-side memberships.
+            let list = s
+                .memberships
+                .entry(user)
+                .or_default()
+                .entry(key)
+                .or_default();
+            for id in ids {
+                if !list.contains(&id) {
+                    list.push(id);
+                }
+            }
+        }
+        "/api/sdk/groups/remove_group" => {
+            if let Some(list) = s.memberships.get_mut(&user).and_then(|m| m.get_mut(&key)) {
+                list.retain(|x| !ids.contains(x));
+            }
+        }
+        "/api/sdk/identify" => {
+            let who = body["identifyId"].as_str().unwrap_or("").to_string();
+            let mut answer = json!({});
+            let memberships = s
+                .raw_memberships
+                .get(&who)
+                .cloned()
+                .unwrap_or_else(|| json!(s.memberships.get(&who).cloned().unwrap_or_default()));
+            answer["group_memberships"] = memberships;
+            if let Some(new_id) = s.new_distinct_ids.get(&who) {
+                answer["newDistinctId"] = json!(new_id);
+            }
+            return (200, answer, s.identify_delay);
+        }
+        _ => {}
+    }
+    (200, json!({"ok": true}), Duration::ZERO)
+}
