@@ -1,7 +1,7 @@
 //! Shared set-up for the Rust integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +19,10 @@ pub fn temp_dir() -> PathBuf {
 }
 
 /// Options pointing at `api_base`, storing under `dir`, with short retry waits.
-pub fn options(api_base: &str, dir: &PathBuf) -> Options {
+pub fn options(api_base: &str, dir: &Path) -> Options {
     Options {
         api_base: api_base.to_string(),
-        storage_dir: Some(dir.clone()),
+        storage_dir: Some(dir.to_path_buf()),
         persist_interval: Duration::from_millis(10),
         retry: RetryPolicy {
             initial_backoff: Duration::from_millis(20),
@@ -35,7 +35,7 @@ pub fn options(api_base: &str, dir: &PathBuf) -> Options {
     }
 }
 
-pub fn start(api_base: &str, dir: &PathBuf) -> Arc<Client> {
+pub fn start(api_base: &str, dir: &Path) -> Arc<Client> {
     Client::start(SITE, options(api_base, dir)).expect("client starts")
 }
 
