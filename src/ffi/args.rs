@@ -29,9 +29,13 @@ pub fn opt_string<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
     }
 }
 
-/// Any JSON value.
+/// Any JSON value. NULL is an argument error; bytes that are not UTF-8 are
+/// not JSON text, so they are a JSON error like any other malformed input.
 pub fn json(p: *const c_char, what: &str) -> Result<Value> {
-    let text = string(p, what)?;
+    let text = string(p, what).map_err(|e| match p.is_null() {
+        true => e,
+        false => Error::invalid_json(e.message),
+    })?;
     serde_json::from_str(text)
         .map_err(|e| Error::invalid_json(format!("{what} is not valid JSON: {e}")))
 }

@@ -1,0 +1,57 @@
+/* Helpers shared by the C harness programs. Each program is run by
+ * tests/c_harness.rs with a fresh loopback fake Trodo server:
+ *   TRODO_TEST_API  the server's base URL
+ *   TRODO_TEST_LOG  a file where the server appends each request it answered,
+ *                   one line of JSON with sorted keys: {"body":{...},"path":"..."}
+ *   TRODO_TEST_DIR  an empty directory for this program's storage
+ */
+#ifndef TRODO_HARNESS_H
+#define TRODO_HARNESS_H
+
+#include <stddef.h>
+#include "trodo.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern int harness_failures;
+
+void harness_check(int ok, const char *expr, const char *file, int line);
+void harness_check_status(TrodoStatus got, TrodoStatus want, const char *expr, const char *file, int line);
+void harness_check_error_names(const char *needle, const char *file, int line);
+
+#define CHECK(cond) harness_check((cond) ? 1 : 0, #cond, __FILE__, __LINE__)
+#define CHECK_STATUS(call, want) harness_check_status((call), (want), #call, __FILE__, __LINE__)
+#define CHECK_OK(call) CHECK_STATUS(call, TRODO_OK)
+/* The call fails with `want` and trodo_last_error() mentions `needle`. */
+#define CHECK_FAILS(call, want, needle)                                   \
+    do {                                                                  \
+        harness_check_status((call), (want), #call, __FILE__, __LINE__);  \
+        harness_check_error_names((needle), __FILE__, __LINE__);          \
+    } while (0)
+
+/* trodo_init for the test server, storing under TRODO_TEST_DIR/<subdir>. */
+TrodoStatus harness_init(const char *subdir);
+/* Options JSON for that init (static buffer). */
+const char *harness_options(const char *subdir);
+
+/* Number of logged requests to `path` whose line contains every needle
+ * (a NULL-terminated list). */
+int log_count(const char *path, ...);
+/* Line number (0-based) of the first such request, or -1. */
+int log_index(const char *path, ...);
+/* Returns the first such line (static buffer, "" when none). */
+const char *log_line(const char *path, ...);
+
+/* Duplicates a string returned by libtrodo, then frees the original. */
+char *take_string(char *s);
+
+/* Prints the result; the program's exit code. */
+int harness_finish(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

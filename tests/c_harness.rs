@@ -1,0 +1,264 @@
+//! Builds the C harness (tests/c) with the system C and C++ compilers against
+//! include/trodo.h and the built libtrodo, then runs each program against its
+//! own loopback fake server, once natively and once under valgrind memcheck.
+//!
+//! Valgrind runs when it is installed; set TRODO_REQUIRE_VALGRIND=1 (the test
+//! command does) to make its absence a failure instead of a skip.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use support::FakeTrodo;
+
+const C_PROGRAMS: &[&str] = &[
+    "c_groups",
+    "c_profile",
+    "c_errors",
+    "c_persist",
+    "c_identify",
+    "c_threads",
+];
+const CXX_PROGRAMS: &[&str] = &["c_cxx"];
+const WARNINGS: &[&str] = &["-Wall", "-Wextra", "-Werror", "-pedantic"];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// target/<profile>: this test binary lives in target/<profile>/deps.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+fn lib_name() -> &'static str {
+    if cfg!(target_os = "macos") {
+        "libtrodo.dylib"
+    } else {
+        "libtrodo.so"
+    }
+}
+
+fn compile(compiler: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(compiler)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {compiler}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{compiler} {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// `cargo test` builds the crate as an rlib only, so the shared library the C
+/// programs link is whatever the last `cargo build` left: refuse a stale one.
+fn check_library_is_fresh(lib: &Path) -> Result<(), String> {
+    let hint = "run `cargo build` first (the README's test command does)";
+    let built = std::fs::metadata(lib)
+        .and_then(|m| m.modified())
+        .map_err(|_| format!("{} not found: {hint}", lib.display()))?;
+    let mut newest = std::fs::metadata(root().join("Cargo.toml"))
+        .and_then(|m| m.modified())
+        .unwrap();
+    let mut dirs = vec![root().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)
+            .map_err(|e| e.to_string())?
+            .flatten()
+        {
+            let meta = entry.metadata().map_err(|e| e.to_string())?;
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else if let Ok(m) = meta.modified() {
+                newest = newest.max(m);
+            }
+        }
+    }
+    if built < newest {
+        return Err(format!(
+            "{} is older than the sources: {hint}",
+            lib.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Compiles every program once per test binary; returns the output directory.
+fn built() -> &'static PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let lib = lib_dir();
+        check_library_is_fresh(&lib.join(lib_name()))?;
+        let out = lib.join("c-harness");
+        std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+        let include = format!("-I{}", root().join("include").display());
+        let tests_c = root().join("tests").join("c");
+        let include_c = format!("-I{}", tests_c.display());
+        let link_dir = format!("-L{}", lib.display());
+        let rpath = format!("-Wl,-rpath,{}", lib.display());
+        let harness_c = tests_c.join("harness.c").display().to_string();
+        let harness_o = out.join("harness.o").display().to_string();
+
+        let mut c_flags = vec!["-std=c99"];
+        c_flags.extend(WARNINGS);
+        c_flags.extend(["-g", &include, &include_c]);
+        let mut args = c_flags.clone();
+        args.extend(["-c", &harness_c, "-o", &harness_o]);
+        compile(&cc, &args)?;
+
+        for name in C_PROGRAMS {
+            let src = tests_c.join(format!("{name}.c")).display().to_string();
+            let exe = out.join(name).display().to_string();
+            let mut args = c_flags.clone();
+            args.extend([
+                &src,
+                &harness_o,
+                "-o",
+                &exe,
+                &link_dir,
+                "-ltrodo",
+                "-lpthread",
+                "-lm",
+                &rpath,
+            ]);
+            compile(&cc, &args)?;
+        }
+        for name in CXX_PROGRAMS {
+            let src = tests_c.join(format!("{name}.cpp")).display().to_string();
+            let exe = out.join(name).display().to_string();
+            let mut args = vec!["-std=c++11"];
+            args.extend(WARNINGS);
+            args.extend([
+                "-g",
+                &include,
+                &include_c,
+                &src,
+                &harness_o,
+                "-o",
+                &exe,
+                &link_dir,
+                "-ltrodo",
+                "-lpthread",
+                &rpath,
+            ]);
+            compile(&cxx, &args)?;
+        }
+        Ok(out)
+    });
+    match result {
+        Ok(dir) => dir,
+        Err(e) => panic!("building the C harness failed:\n{e}"),
+    }
+}
+
+fn valgrind_available() -> bool {
+    let found = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var_os("TRODO_REQUIRE_VALGRIND").is_some() {
+        panic!("TRODO_REQUIRE_VALGRIND is set but valgrind is not installed");
+    }
+    found
+}
+
+/// Runs one harness program against a fresh server and storage directory.
+fn run(name: &str, under_valgrind: bool) {
+    let exe = built().join(name);
+    let work = std::env::temp_dir().join(format!("trodo-c-{name}-{}", trodo::util::new_id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let log = work.join("server.log");
+    let server = FakeTrodo::start_with_log(Some(log.clone()));
+    if name == "c_identify" {
+        server.set_identify_delay(Duration::from_millis(300));
+    }
+    let storage = work.join("storage");
+    std::fs::create_dir_all(&storage).unwrap();
+
+    let mut cmd = if under_valgrind {
+        let mut c = Command::new("valgrind");
+        c.args([
+            "--tool=memcheck",
+            "--error-exitcode=97",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--quiet",
+        ])
+        .arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    let out = cmd
+        .env("TRODO_TEST_API", server.url())
+        .env("TRODO_TEST_LOG", &log)
+        .env("TRODO_TEST_DIR", &storage)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name}{} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        if under_valgrind {
+            " under valgrind"
+        } else {
+            ""
+        },
+        out.status
+    );
+    assert!(stdout.contains("all checks passed"), "{name}: {stdout}");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+macro_rules! harness_tests {
+    ($($name:ident),* $(,)?) => {
+        mod native {
+            $( #[test] fn $name() { super::run(stringify!($name), false); } )*
+        }
+        mod valgrind {
+            $( #[test] fn $name() {
+                if super::valgrind_available() {
+                    super::run(stringify!($name), true);
+                } else {
+                    eprintln!("valgrind is not installed: skipped (set TRODO_REQUIRE_VALGRIND=1 to fail instead)");
+                }
+            } )*
+        }
+    };
+}
+
+harness_tests!(c_groups, c_profile, c_errors, c_persist, c_identify, c_threads, c_cxx);
+
+#[test]
+fn every_program_in_tests_c_is_run() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(root().join("tests").join("c"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("c_"))
+        .map(|n| n.rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or(n))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = C_PROGRAMS
+        .iter()
+        .chain(CXX_PROGRAMS)
+        .map(|s| s.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+}
