@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, the header check, the Rust tests,
+# the C harness (natively and under valgrind), and the language bindings.
+# Usage: scripts/test.sh        (.ci/run calls exactly this)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need_apt() {
+    # Installs Debian packages the suite needs when they are missing (CI runs as root).
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            step "installing ${missing[*]}"
+            apt-get update -qq >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        else
+            echo "missing packages: ${missing[*]} (install them, or run as root)" >&2
+            exit 1
+        fi
+    fi
+}
+
+command -v valgrind >/dev/null || need_apt valgrind
+command -v cc >/dev/null && command -v c++ >/dev/null || need_apt gcc g++
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo build (the shared library the C harness links)"
+cargo build
+
+step "cargo test (Rust tests, header check, C harness + valgrind)"
+TRODO_REQUIRE_VALGRIND=1 cargo test
+
+for extra in scripts/test-python.sh scripts/test-swift.sh; do
+    if [ -x "$extra" ]; then
+        step "$extra"
+        "$extra"
+    fi
+done
+step "all tests passed"
