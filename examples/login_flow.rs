@@ -45,15 +45,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 4. Group profile: properties on the company itself (no effect on attribution).
     let acme = Group::new("company", "acme")?;
-    trodo.group_profile(&acme, GroupProfileOp::Set(obj(json!({"plan": "enterprise", "seats": 40})).unwrap()))?;
-    trodo.group_profile(&acme, GroupProfileOp::Increment { property: "logins".into(), value: 1.0 })?;
+    trodo.group_profile(
+        &acme,
+        GroupProfileOp::Set(obj(json!({"plan": "enterprise", "seats": 40})).unwrap()),
+    )?;
+    trodo.group_profile(
+        &acme,
+        GroupProfileOp::Increment {
+            property: "logins".into(),
+            value: 1.0,
+        },
+    )?;
 
     // 5. The user switches workspace: only later events carry team-b.
     trodo.set_group("active_team", "team-b")?;
-    trodo.track("report_created", obj(json!({"format": "pdf"})), Some("reports"))?;
+    trodo.track(
+        "report_created",
+        obj(json!({"format": "pdf"})),
+        Some("reports"),
+    )?;
 
     // 6. People profile for the user.
-    trodo.people(PeopleOp::Set(obj(json!({"name": "Ada", "role": "admin"})).unwrap()))?;
+    trodo.people(PeopleOp::Set(
+        obj(json!({"name": "Ada", "role": "admin"})).unwrap(),
+    ))?;
 
     // 7. Logout: the next person on this device inherits nothing.
     trodo.reset()?;
@@ -62,9 +77,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     trodo.shutdown(Duration::from_secs(10))?;
     let _ = std::fs::remove_dir_all(&storage);
 
-    println!("\nThe capture server received {} requests:", capture.requests().len());
+    println!(
+        "\nThe capture server received {} requests:",
+        capture.requests().len()
+    );
     for r in capture.requests() {
-        println!("\nPOST {}\n{}", r.path, serde_json::to_string_pretty(&r.body)?);
+        println!(
+            "\nPOST {}\n{}",
+            r.path,
+            serde_json::to_string_pretty(&r.body)?
+        );
     }
     Ok(())
 }

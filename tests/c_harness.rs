@@ -160,7 +160,11 @@ fn built() -> &'static PathBuf {
         }
         // The README's quick start must keep compiling (it is not run: it
         // would talk to the real service).
-        let quickstart = root().join("examples").join("quickstart.c").display().to_string();
+        let quickstart = root()
+            .join("examples")
+            .join("quickstart.c")
+            .display()
+            .to_string();
         let exe = out.join("quickstart").display().to_string();
         let mut args = c_flags.clone();
         args.extend([&quickstart, "-o", &exe, &link_dir, "-ltrodo", &rpath]);
