@@ -7,6 +7,15 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every runner's output is kept so the totals can be added up at the end.
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+run_logged() { # name command...
+    local name=$1
+    shift
+    "$@" 2>&1 | tee "$logs/$name.log"
+}
+
 need_apt() {
     # Installs Debian packages the suite needs when they are missing (CI runs as root).
     local missing=()
@@ -38,12 +47,15 @@ step "cargo build (the shared library the C harness links)"
 cargo build
 
 step "cargo test (Rust tests, header check, C harness + valgrind)"
-TRODO_REQUIRE_VALGRIND=1 cargo test
+export TRODO_REQUIRE_VALGRIND=1
+run_logged cargo cargo test
 
 for extra in scripts/test-python.sh scripts/test-swift.sh; do
     if [ -x "$extra" ]; then
         step "$extra"
-        "$extra"
+        run_logged "$(basename "$extra" .sh)" "$extra"
     fi
 done
+passed=$(cat "$logs"/*.log | sed -n -E 's/.*(^|[^0-9])([0-9]+) passed.*/\2/p' | awk '{s+=$1} END {print s+0}')
 step "all tests passed"
+echo "total: $passed passed, 0 failed"
