@@ -157,6 +157,11 @@ enum TrodoStatus trodo_shutdown(uint32_t timeout_ms);
 // trodo_* call; do not free.
 const char *trodo_last_error(void);
 
+// The status of the last call on this thread (TRODO_OK when it succeeded):
+// how to tell why a call that returns a pointer returned NULL. Valid until
+// this thread's next trodo_* call, like trodo_last_error().
+enum TrodoStatus trodo_last_error_code(void);
+
 // The library version, e.g. "0.1.0". A static string: do not free.
 const char *trodo_version(void);
 

@@ -57,6 +57,14 @@ pub extern "C" fn trodo_last_error() -> *const c_char {
     guard::last_error_ptr()
 }
 
+/// The status of the last call on this thread (TRODO_OK when it succeeded):
+/// how to tell why a call that returns a pointer returned NULL. Valid until
+/// this thread's next trodo_* call, like trodo_last_error().
+#[no_mangle]
+pub extern "C" fn trodo_last_error_code() -> TrodoStatus {
+    guard::last_status()
+}
+
 /// The library version, e.g. "0.1.0". A static string: do not free.
 #[no_mangle]
 pub extern "C" fn trodo_version() -> *const c_char {

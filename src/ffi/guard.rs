@@ -1,6 +1,6 @@
 //! The panic boundary and the thread-local last error.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_STATUS: Cell<TrodoStatus> = const { Cell::new(TrodoStatus::TRODO_OK) };
+}
+
+/// This thread's last status (`TRODO_OK` after a success).
+pub fn last_status() -> TrodoStatus {
+    LAST_STATUS.with(Cell::get)
 }
 
 fn set_last_error(message: &str) {
@@ -34,7 +40,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Runs `f`, catching panics and recording the error, if any.
 fn run<T>(f: impl FnOnce() -> Result<T>) -> std::result::Result<T, TrodoStatus> {
     set_last_error("");
-    match catch_unwind(AssertUnwindSafe(f)) {
+    let result = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(Error { kind, message })) => {
             set_last_error(&message);
@@ -44,7 +50,9 @@ fn run<T>(f: impl FnOnce() -> Result<T>) -> std::result::Result<T, TrodoStatus> 
             set_last_error(&panic_message(payload.as_ref()));
             Err(TrodoStatus::TRODO_ERR_INTERNAL)
         }
-    }
+    };
+    LAST_STATUS.with(|s| s.set(*result.as_ref().err().unwrap_or(&TrodoStatus::TRODO_OK)));
+    result
 }
 
 /// For calls returning a status.
@@ -83,10 +91,12 @@ mod tests {
     fn panics_become_internal_errors_with_a_message() {
         let s = status(|| panic!("boom"));
         assert_eq!(s, TrodoStatus::TRODO_ERR_INTERNAL);
+        assert_eq!(last_status(), TrodoStatus::TRODO_ERR_INTERNAL);
         let msg = unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) };
         assert!(msg.to_str().unwrap().contains("boom"));
         // The next call clears it.
         assert_eq!(status(|| Ok(())), TrodoStatus::TRODO_OK);
+        assert_eq!(last_status(), TrodoStatus::TRODO_OK);
         assert_eq!(
             unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) }.to_bytes(),
             b""

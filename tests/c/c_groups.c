@@ -77,10 +77,12 @@ static void get_group_null_cases(void) {
 
     CHECK(trodo_get_group("company", "acme") == NULL); /* not initialized */
     CHECK(strstr(trodo_last_error(), "trodo_init") != NULL);
+    CHECK(trodo_last_error_code() == TRODO_ERR_NOT_INITIALIZED);
 
     CHECK_OK(harness_init("groups3"));
     CHECK(trodo_get_group(NULL, "acme") == NULL);
     CHECK(strstr(trodo_last_error(), "group_key") != NULL);
+    CHECK(trodo_last_error_code() == TRODO_ERR_INVALID_ARGUMENT);
     CHECK(trodo_get_group("company", NULL) == NULL);
     CHECK(strstr(trodo_last_error(), "group_id") != NULL);
     CHECK(trodo_get_group("", "acme") == NULL);
@@ -95,6 +97,7 @@ static void get_group_null_cases(void) {
     g = trodo_get_group("company", "acme");
     CHECK(g != NULL);
     CHECK(strcmp(trodo_last_error(), "") == 0);
+    CHECK(trodo_last_error_code() == TRODO_OK);
     CHECK_OK(trodo_group_set(g, "{\"plan\":\"pro\"}"));
     /* The handle has no effect on attribution. */
     {
