@@ -36,6 +36,7 @@ need_apt() {
 
 command -v valgrind >/dev/null || need_apt valgrind
 command -v cc >/dev/null && command -v c++ >/dev/null || need_apt gcc g++
+python3 -c "import venv, ensurepip" 2>/dev/null || need_apt python3-venv
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

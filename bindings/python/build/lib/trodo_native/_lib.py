@@ -1,0 +1,115 @@
+"""Finding and declaring the C library. Every function used has its argtypes
+and restype declared: no implicit int returns, no truncated pointers."""
+
+import ctypes
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+_NAMES = {"darwin": "libtrodo.dylib", "win32": "trodo.dll"}
+LIB_NAME = _NAMES.get(sys.platform, "libtrodo.so")
+
+
+class LibraryNotFoundError(OSError):
+    """libtrodo could not be found; the message lists where it looked."""
+
+
+def candidates(env: Optional[str] = None, here: Optional[Path] = None, cwd: Optional[Path] = None) -> List[Path]:
+    """The places searched, in order: TRODO_LIB, the package, then each
+    repository's target/release and target/debug."""
+    here = here if here is not None else Path(__file__).resolve().parent
+    cwd = cwd if cwd is not None else Path.cwd()
+    env = env if env is not None else os.environ.get("TRODO_LIB")
+    out: List[Path] = []
+    if env:
+        out.append(Path(env))
+    out.append(here / LIB_NAME)
+    roots: List[Path] = []
+    for start in (here, cwd.resolve()):
+        for parent in [start, *start.parents]:
+            if (parent / "Cargo.toml").exists() and parent not in roots:
+                roots.append(parent)
+                break
+    for root in roots:
+        out.append(root / "target" / "release" / LIB_NAME)
+        out.append(root / "target" / "debug" / LIB_NAME)
+    return out
+
+
+def find(env: Optional[str] = None, here: Optional[Path] = None, cwd: Optional[Path] = None) -> Path:
+    looked = candidates(env, here, cwd)
+    for path in looked:
+        if path.is_file():
+            return path
+    where = "\n  ".join(str(p) for p in looked)
+    raise LibraryNotFoundError(
+        f"libtrodo ({LIB_NAME}) was not found. Looked in:\n  {where}\n"
+        "Build it with `cargo build --release` at the libtrodo repository root, "
+        "or set TRODO_LIB to the library's path."
+    )
+
+
+c_char_p = ctypes.c_char_p
+c_void_p = ctypes.c_void_p
+c_int = ctypes.c_int
+c_double = ctypes.c_double
+c_uint32 = ctypes.c_uint32
+c_size_t = ctypes.c_size_t
+
+# name: (argtypes, restype). TrodoStatus is a C enum: int. Returned `char *`
+# strings are declared c_void_p so the pointer survives to be freed.
+SIGNATURES = {
+    "trodo_init": ([c_char_p, c_char_p], c_int),
+    "trodo_flush": ([c_uint32], c_int),
+    "trodo_shutdown": ([c_uint32], c_int),
+    "trodo_last_error": ([], c_char_p),
+    "trodo_last_error_code": ([], c_int),
+    "trodo_version": ([], c_char_p),
+    "trodo_string_free": ([c_void_p], None),
+    "trodo_identify": ([c_char_p], c_int),
+    "trodo_reset": ([], c_int),
+    "trodo_get_distinct_id": ([], c_void_p),
+    "trodo_track": ([c_char_p, c_char_p], c_int),
+    "trodo_track_with_category": ([c_char_p, c_char_p, c_char_p], c_int),
+    "trodo_set_group": ([c_char_p, c_char_p], c_int),
+    "trodo_set_groups": ([c_char_p, ctypes.POINTER(c_char_p), c_size_t], c_int),
+    "trodo_add_group": ([c_char_p, c_char_p], c_int),
+    "trodo_remove_group": ([c_char_p, c_char_p], c_int),
+    "trodo_get_groups": ([], c_void_p),
+    "trodo_get_group": ([c_char_p, c_char_p], c_void_p),
+    "trodo_group_set": ([c_void_p, c_char_p], c_int),
+    "trodo_group_set_once": ([c_void_p, c_char_p], c_int),
+    "trodo_group_union": ([c_void_p, c_char_p, c_char_p], c_int),
+    "trodo_group_remove": ([c_void_p, c_char_p, c_char_p], c_int),
+    "trodo_group_append": ([c_void_p, c_char_p, c_char_p], c_int),
+    "trodo_group_increment": ([c_void_p, c_char_p, c_double], c_int),
+    "trodo_group_unset": ([c_void_p, c_char_p], c_int),
+    "trodo_group_delete": ([c_void_p], c_int),
+    "trodo_group_free": ([c_void_p], None),
+    "trodo_people_set": ([c_char_p], c_int),
+    "trodo_people_set_once": ([c_char_p], c_int),
+    "trodo_people_unset": ([c_char_p], c_int),
+    "trodo_people_increment": ([c_char_p, c_double], c_int),
+    "trodo_people_append": ([c_char_p, c_char_p], c_int),
+    "trodo_people_union": ([c_char_p, c_char_p], c_int),
+    "trodo_people_remove": ([c_char_p, c_char_p], c_int),
+    "trodo_people_track_charge": ([c_double, c_char_p], c_int),
+    "trodo_people_clear_charges": ([], c_int),
+    "trodo_people_delete_user": ([], c_int),
+}
+
+_lib: Optional[ctypes.CDLL] = None
+
+
+def load() -> ctypes.CDLL:
+    """The library, loaded and declared on first use."""
+    global _lib
+    if _lib is None:
+        lib = ctypes.CDLL(str(find()))
+        for name, (argtypes, restype) in SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.argtypes = argtypes
+            fn.restype = restype
+        _lib = lib
+    return _lib

@@ -1,0 +1,132 @@
+"""Bad input raises the right exception with the library's message, and
+values JSON cannot hold are refused before anything reaches C."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+import trodo_native as trodo
+from trodo_native import _lib
+
+
+def test_calls_before_init_raise_not_initialized():
+    for call in (
+        lambda: trodo.track("e"),
+        lambda: trodo.add_group("team", "a"),
+        lambda: trodo.get_groups(),
+        lambda: trodo.distinct_id(),
+        lambda: trodo.get_group("company", "acme"),
+        lambda: trodo.people.set({"a": 1}),
+        lambda: trodo.flush(0),
+        lambda: trodo.shutdown(0),
+    ):
+        with pytest.raises(trodo.NotInitializedError) as e:
+            call()
+        assert "trodo_init" in e.value.message
+        assert e.value.status == 1
+
+
+def test_init_errors(start, tmp_path):
+    with pytest.raises(trodo.InvalidJsonError, match="flush_att"):
+        trodo.init("s", flush_att=1)
+    with pytest.raises(trodo.InvalidJsonError, match="gzip"):
+        trodo.init("s", gzip="yes")
+    with pytest.raises(trodo.InvalidArgumentError, match="site_id"):
+        trodo.init("")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    with pytest.raises(trodo.StorageError, match="blocker"):
+        trodo.init("s", storage_dir=str(blocker / "sub"))
+    start()
+    with pytest.raises(trodo.AlreadyInitializedError):
+        start()
+
+
+def test_bad_arguments_raise_and_lose_nothing(server, start):
+    start()
+    trodo.track("kept_1")
+    with pytest.raises(trodo.InvalidArgumentError, match="event_name"):
+        trodo.track("")
+    with pytest.raises(trodo.InvalidArgumentError, match="group_key"):
+        trodo.add_group("k" * 256, "a")
+    with pytest.raises(trodo.InvalidArgumentError, match="group_id"):
+        trodo.set_group("team", None)  # type: ignore[arg-type]
+    with pytest.raises(trodo.InvalidArgumentError, match="group_ids"):
+        trodo.set_group("team", [])
+    with pytest.raises(trodo.InvalidArgumentError, match=r"group_ids\[1\]"):
+        trodo.set_group("team", ["ok", ""])
+    with pytest.raises(trodo.InvalidArgumentError, match="UTF-8"):
+        trodo.identify("bad\udcff")
+    with pytest.raises(trodo.InvalidArgumentError, match="amount"):
+        trodo.people.increment("k", math.nan)
+    with pytest.raises(trodo.InvalidArgumentError, match="value"):
+        trodo.get_group("company", "acme").increment("seats", math.inf)
+    with pytest.raises(trodo.InvalidArgumentError, match="group_key"):
+        trodo.get_group("k" * 256, "acme")
+    trodo.track("kept_2")
+    trodo.flush(10)
+    assert [e["event_name"] for e in server.events()] == ["kept_1", "kept_2"]
+    assert server.to_path("/api/sdk/groups/add_group") == []
+
+
+def test_values_json_cannot_hold_raise_type_error_naming_the_key(server, start):
+    start()
+    cases = [
+        ({"when": object()}, "when"),
+        ({"tags": {1, 2}}, "tags"),
+        ({"ratio": math.nan}, "ratio"),
+        ({"nested": {"deep": [1, b"bytes"]}}, "deep"),
+        ({"inf": [math.inf]}, "inf"),
+        ({1: "int key"}, "1"),
+    ]
+    for props, key in cases:
+        with pytest.raises(TypeError, match=key):
+            trodo.track("bad", props)
+        with pytest.raises(TypeError, match=key):
+            trodo.people.set(props)
+    with pytest.raises(TypeError, match="properties"):
+        trodo.track("bad", ["not", "a", "dict"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="values"):
+        trodo.people.append("k", "abc")  # type: ignore[arg-type]
+    trodo.flush(10)
+    assert server.events() == [] and server.to_path("/api/sdk/people/set") == []
+
+
+def test_library_lookup_order_and_error(tmp_path, monkeypatch):
+    name = _lib.LIB_NAME
+    pkg = tmp_path / "repo" / "bindings" / "python" / "trodo_native"
+    pkg.mkdir(parents=True)
+    (tmp_path / "repo" / "Cargo.toml").write_text("[package]\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    with pytest.raises(_lib.LibraryNotFoundError) as e:
+        _lib.find(env="", here=pkg, cwd=elsewhere)
+    message = str(e.value)
+    assert str(pkg / name) in message and "cargo build --release" in message
+    assert str(tmp_path / "repo" / "target" / "debug" / name) in message
+
+    debug = tmp_path / "repo" / "target" / "debug" / name
+    debug.parent.mkdir(parents=True)
+    debug.write_text("")
+    assert _lib.find(env="", here=pkg, cwd=elsewhere) == debug
+    release = tmp_path / "repo" / "target" / "release" / name
+    release.parent.mkdir(parents=True)
+    release.write_text("")
+    assert _lib.find(env="", here=pkg, cwd=elsewhere) == release
+    bundled = pkg / name
+    bundled.write_text("")
+    assert _lib.find(env="", here=pkg, cwd=elsewhere) == bundled
+    explicit = tmp_path / "custom.so"
+    explicit.write_text("")
+    assert _lib.find(env=str(explicit), here=pkg, cwd=elsewhere) == explicit
+
+
+def test_every_declared_function_exists_with_a_restype():
+    lib = _lib.load()
+    header = (Path(__file__).resolve().parents[3] / "include" / "trodo.h").read_text()
+    for name, (argtypes, restype) in _lib.SIGNATURES.items():
+        assert name + "(" in header, name
+        assert getattr(lib, name).argtypes == argtypes
+    assert trodo.version() == "0.1.0"

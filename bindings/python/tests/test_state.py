@@ -1,0 +1,79 @@
+"""Persistence across shutdown + init, identify hydration, reset, threads."""
+
+import threading
+
+import trodo_native as trodo
+
+
+def test_memberships_survive_shutdown_and_init(server, start):
+    start("p")
+    trodo.identify("user-x")
+    trodo.add_group("team", "a")
+    trodo.set_group("active_team", ["a", "b"])
+    trodo.shutdown(10)
+    start("p")
+    assert trodo.distinct_id() == "user-x"
+    assert trodo.get_groups() == {"team": ["a"], "active_team": ["a", "b"]}
+    trodo.track("after_restart")
+    trodo.flush(10)
+    assert server.event("after_restart")["custom_properties"] == {"team": ["a"], "active_team": ["a", "b"]}
+
+
+def test_identify_hydrates_and_keeps_calls_made_while_in_flight(server, start):
+    start("device-1")
+    trodo.identify("user-1")
+    trodo.add_group("team", "a")
+    trodo.add_group("team", "b")
+    trodo.shutdown(10)
+
+    server.identify_delay = 0.3
+    start("device-2")
+    trodo.add_group("team", "local-only")
+    trodo.identify("user-1")
+    assert trodo.distinct_id() == "user-1"
+    trodo.add_group("team", "c")
+    trodo.flush(10)
+    assert trodo.get_groups() == {"team": ["a", "b", "c"]}
+
+
+def test_reset_clears_groups_and_identity(server, start):
+    start()
+    trodo.identify("user-r")
+    trodo.add_group("team", "a")
+    trodo.reset()
+    assert trodo.get_groups() == {}
+    assert trodo.distinct_id() != "user-r"
+    trodo.flush(10)
+    assert server.to_path("/api/sdk/reset")[0]["body"]["userId"] == "user-r"
+
+
+def test_threads_calling_at_once(server, start):
+    start()
+    errors = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(100):
+                trodo.track("thread_event", {"t": t, "i": i})
+                if i % 25 == 0:
+                    trodo.add_group("team", "team-%d" % t)
+                    trodo.get_groups()
+                    with trodo.get_group("company", "c-%d" % t) as g:
+                        g.increment("calls")
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    trodo.flush(30)
+    events = server.events()
+    assert len(events) == 800
+    assert len({e["insert_id"] for e in events}) == 800
+    for t in range(8):
+        mine = [e["custom_properties"]["i"] for e in events if e["custom_properties"]["t"] == t]
+        assert mine == list(range(100))
+    assert len(trodo.get_groups()["team"]) == 8

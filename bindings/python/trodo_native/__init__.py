@@ -1,0 +1,363 @@
+"""trodo_native: the Python binding for libtrodo, the native Trodo analytics SDK.
+
+A thin ctypes layer: every call goes to the C library, which owns all the
+behaviour (local state, group attribution, delivery). Failures raise a
+:class:`TrodoError` subclass carrying the library's message.
+"""
+
+import ctypes
+import json
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from ._lib import LibraryNotFoundError, load
+
+__all__ = [
+    "init", "flush", "shutdown", "version",
+    "identify", "reset", "distinct_id", "track",
+    "set_group", "add_group", "remove_group", "get_groups", "get_group", "Group",
+    "people",
+    "TrodoError", "NotInitializedError", "AlreadyInitializedError", "InvalidArgumentError",
+    "InvalidJsonError", "StorageError", "TrodoTimeoutError", "InternalError", "LibraryNotFoundError",
+]
+
+JsonValue = Any
+Properties = Mapping[str, JsonValue]
+
+
+class TrodoError(Exception):
+    """A libtrodo call failed. ``status`` is the C status code, ``message`` the
+    library's description (from ``trodo_last_error``)."""
+
+    status = -1
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class NotInitializedError(TrodoError):
+    """Called before :func:`init` or after :func:`shutdown`."""
+
+    status = 1
+
+
+class AlreadyInitializedError(TrodoError):
+    """:func:`init` called twice without :func:`shutdown`."""
+
+    status = 2
+
+
+class InvalidArgumentError(TrodoError):
+    """A missing, empty, non-UTF-8 or over-long string, or a non-finite number."""
+
+    status = 3
+
+
+class InvalidJsonError(TrodoError):
+    """JSON of the wrong shape, e.g. options with an unknown key."""
+
+    status = 4
+
+
+class StorageError(TrodoError):
+    """The storage directory cannot be used."""
+
+    status = 5
+
+
+class TrodoTimeoutError(TrodoError):
+    """flush/shutdown did not finish in time."""
+
+    status = 6
+
+
+class InternalError(TrodoError):
+    """A bug inside libtrodo; the library keeps working."""
+
+    status = 99
+
+
+_ERRORS = {cls.status: cls for cls in (
+    NotInitializedError, AlreadyInitializedError, InvalidArgumentError,
+    InvalidJsonError, StorageError, TrodoTimeoutError, InternalError,
+)}
+
+
+def _raise(status: int) -> None:
+    message = (load().trodo_last_error() or b"").decode("utf-8", "replace")
+    raise _ERRORS.get(status, TrodoError)(message, status)
+
+
+def _check(status: int) -> None:
+    if status != 0:
+        _raise(status)
+
+
+def _bytes(s: Optional[str]) -> Optional[bytes]:
+    # Lone surrogates pass through as the (invalid) bytes they stand for, so
+    # the library, not Python, reports the bad string.
+    return None if s is None else s.encode("utf-8", "surrogatepass")
+
+
+def _take_string(ptr: Optional[int]) -> Optional[str]:
+    """Copies and frees a string returned by the library."""
+    if not ptr:
+        return None
+    try:
+        return ctypes.string_at(ptr).decode("utf-8")
+    finally:
+        load().trodo_string_free(ptr)
+
+
+def _check_json(value: Any, path: str) -> None:
+    """Raises TypeError naming the key when JSON cannot hold ``value``."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"{path}: {value!r} cannot be represented in JSON")
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{path}: key {k!r} is not a string")
+            _check_json(v, f"{path}[{k!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_json(v, f"{path}[{i}]")
+        return
+    raise TypeError(f"{path}: {type(value).__name__} is not JSON-serializable")
+
+
+def _json(value: Any, what: str) -> bytes:
+    _check_json(value, what)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _json_object(props: Optional[Properties], what: str) -> Optional[bytes]:
+    if props is None:
+        return None
+    if not isinstance(props, Mapping):
+        raise TypeError(f"{what} must be a dict, got {type(props).__name__}")
+    return _json(dict(props), what)
+
+
+def _json_array(values: Sequence[JsonValue], what: str) -> bytes:
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{what} must be a list, got {type(values).__name__}")
+    return _json(list(values), what)
+
+
+def _ms(seconds: float) -> int:
+    return max(0, min(int(seconds * 1000), 0xFFFFFFFF))
+
+
+# Lifecycle -------------------------------------------------------------------
+
+def init(site_id: str, **options: Any) -> None:
+    """Starts the client. ``options`` are the C API's option keys, e.g.
+    ``api_base``, ``storage_dir``, ``timeout_ms``, ``durability``, ``debug``."""
+    opts = _json(options, "options") if options else None
+    _check(load().trodo_init(_bytes(site_id), opts))
+
+
+def flush(timeout: float = 10.0) -> None:
+    """Waits up to ``timeout`` seconds until everything accepted so far is sent."""
+    _check(load().trodo_flush(_ms(timeout)))
+
+
+def shutdown(timeout: float = 10.0) -> None:
+    """Flushes for at most ``timeout`` seconds, then stops (raises
+    :class:`TrodoTimeoutError` if the flush did not finish; it stops anyway)."""
+    _check(load().trodo_shutdown(_ms(timeout)))
+
+
+def version() -> str:
+    """The library's version."""
+    return load().trodo_version().decode("ascii")
+
+
+# Identity and events -----------------------------------------------------------
+
+def identify(identify_id: str) -> None:
+    """Links the current user to ``identify_id``; memberships are hydrated
+    from the server's answer."""
+    _check(load().trodo_identify(_bytes(identify_id)))
+
+
+def reset() -> None:
+    """New anonymous id, new session, no groups."""
+    _check(load().trodo_reset())
+
+
+def distinct_id() -> str:
+    """The current distinct id."""
+    lib = load()
+    value = _take_string(lib.trodo_get_distinct_id())
+    if value is None:
+        _raise(lib.trodo_last_error_code())
+    return value  # type: ignore[return-value]
+
+
+def track(name: str, properties: Optional[Properties] = None, category: Optional[str] = None) -> None:
+    """Tracks an event, stamped with the current group memberships."""
+    props = _json_object(properties, "properties")
+    _check(load().trodo_track_with_category(_bytes(name), props, _bytes(category)))
+
+
+# Groups ------------------------------------------------------------------------
+
+def set_group(group_key: str, group_id: Union[str, Sequence[str]]) -> None:
+    """Makes ``group_id`` (one id or a list) the active context for ``group_key``."""
+    lib = load()
+    if isinstance(group_id, (list, tuple)):
+        ids = (ctypes.c_char_p * len(group_id))(*[_bytes(i) for i in group_id])
+        _check(lib.trodo_set_groups(_bytes(group_key), ids, len(group_id)))
+    else:
+        _check(lib.trodo_set_group(_bytes(group_key), _bytes(group_id)))
+
+
+def add_group(group_key: str, group_id: str) -> None:
+    """Adds one id to the user's memberships for ``group_key``."""
+    _check(load().trodo_add_group(_bytes(group_key), _bytes(group_id)))
+
+
+def remove_group(group_key: str, group_id: str) -> None:
+    """Removes one id from the user's memberships for ``group_key``."""
+    _check(load().trodo_remove_group(_bytes(group_key), _bytes(group_id)))
+
+
+def get_groups() -> Dict[str, List[str]]:
+    """The current memberships: group key -> ids."""
+    lib = load()
+    text = _take_string(lib.trodo_get_groups())
+    if text is None:
+        _raise(lib.trodo_last_error_code())
+    return json.loads(text)  # type: ignore[arg-type]
+
+
+class Group:
+    """Profile operations on one group; get one from :func:`get_group`. The
+    handle is freed when the object is collected, closed, or leaves a
+    ``with`` block. It has no effect on event attribution."""
+
+    def __init__(self, handle: int, group_key: str, group_id: str) -> None:
+        self._handle: Optional[int] = handle
+        self.group_key = group_key
+        self.group_id = group_id
+
+    def __repr__(self) -> str:
+        return f"Group({self.group_key!r}, {self.group_id!r})"
+
+    def __enter__(self) -> "Group":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Frees the handle; later calls raise InvalidArgumentError."""
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle:
+            load().trodo_group_free(handle)
+
+    def set(self, properties: Properties) -> None:
+        """Sets (overwrites) properties on the group."""
+        _check(load().trodo_group_set(self._handle, _json_object(properties, "properties")))
+
+    def set_once(self, properties: Properties) -> None:
+        """Sets properties the group does not have yet."""
+        _check(load().trodo_group_set_once(self._handle, _json_object(properties, "properties")))
+
+    def union(self, list_name: str, values: Sequence[JsonValue]) -> None:
+        """Adds values to a list property, skipping ones already there."""
+        _check(load().trodo_group_union(self._handle, _bytes(list_name), _json_array(values, "values")))
+
+    def remove(self, list_name: str, value: JsonValue) -> None:
+        """Removes one value from a list property."""
+        _check(load().trodo_group_remove(self._handle, _bytes(list_name), _json(value, "value")))
+
+    def append(self, property: str, value: JsonValue) -> None:
+        """Appends a value to a list property (duplicates allowed)."""
+        _check(load().trodo_group_append(self._handle, _bytes(property), _json(value, "value")))
+
+    def increment(self, property: str, value: float = 1) -> None:
+        """Adds ``value`` to a numeric property."""
+        _check(load().trodo_group_increment(self._handle, _bytes(property), float(value)))
+
+    def unset(self, property: str) -> None:
+        """Removes one property from the group."""
+        _check(load().trodo_group_unset(self._handle, _bytes(property)))
+
+    def delete(self) -> None:
+        """Deletes the whole group profile."""
+        _check(load().trodo_group_delete(self._handle))
+
+
+def get_group(group_key: Optional[str], group_id: Optional[str]) -> Optional[Group]:
+    """A :class:`Group` for profile operations, or None when the key or id is
+    missing (None or empty), as Trodo's documentation says."""
+    if not group_key or not group_id:
+        return None
+    lib = load()
+    handle = lib.trodo_get_group(_bytes(group_key), _bytes(group_id))
+    if not handle:
+        _raise(lib.trodo_last_error_code())
+    return Group(handle, group_key, group_id)
+
+
+# People ------------------------------------------------------------------------
+
+class _People:
+    """Profile operations on the current user: ``trodo_native.people``."""
+
+    def set(self, properties: Properties) -> None:
+        """Sets (overwrites) properties on the user."""
+        _check(load().trodo_people_set(_json_object(properties, "properties")))
+
+    def set_once(self, properties: Properties) -> None:
+        """Sets properties the user does not have yet."""
+        _check(load().trodo_people_set_once(_json_object(properties, "properties")))
+
+    def unset(self, key: str) -> None:
+        """Removes one property."""
+        _check(load().trodo_people_unset(_bytes(key)))
+
+    def increment(self, key: str, amount: float = 1) -> None:
+        """Adds ``amount`` to a numeric property."""
+        _check(load().trodo_people_increment(_bytes(key), float(amount)))
+
+    def append(self, key: str, values: Sequence[JsonValue]) -> None:
+        """Appends values to a list property."""
+        _check(load().trodo_people_append(_bytes(key), _json_array(values, "values")))
+
+    def union(self, key: str, values: Sequence[JsonValue]) -> None:
+        """Adds values to a list property, skipping ones already there."""
+        _check(load().trodo_people_union(_bytes(key), _json_array(values, "values")))
+
+    def remove(self, key: str, values: Sequence[JsonValue]) -> None:
+        """Removes values from a list property."""
+        _check(load().trodo_people_remove(_bytes(key), _json_array(values, "values")))
+
+    def track_charge(self, amount: float, properties: Optional[Properties] = None) -> None:
+        """Records a charge."""
+        _check(load().trodo_people_track_charge(float(amount), _json_object(properties, "properties")))
+
+    def clear_charges(self) -> None:
+        """Clears the user's charges."""
+        _check(load().trodo_people_clear_charges())
+
+    def delete_user(self) -> None:
+        """Deletes the user's profile."""
+        _check(load().trodo_people_delete_user())
+
+
+people = _People()
+"""People operations on the current user."""
