@@ -57,6 +57,11 @@ for extra in scripts/test-python.sh scripts/test-swift.sh; do
         run_logged "$(basename "$extra" .sh)" "$extra"
     fi
 done
-passed=$(cat "$logs"/*.log | sed -n -E 's/.*(^|[^0-9])([0-9]+) passed.*/\2/p' | awk '{s+=$1} END {print s+0}')
+# cargo test and pytest close with "N passed"; XCTest with "Executed N tests"
+# (repeated per suite: the last one is the total).
+passed=$(cat "$logs"/cargo.log "$logs"/test-python.log 2>/dev/null |
+    sed -n -E 's/.*(^|[^0-9])([0-9]+) passed.*/\2/p' | awk '{s+=$1} END {print s+0}')
+swift_passed=$(sed -n -E 's/.*Executed ([0-9]+) tests?, with 0 failures.*/\1/p' "$logs"/test-swift.log 2>/dev/null | tail -n1)
+passed=$((passed + ${swift_passed:-0}))
 step "all tests passed"
 echo "total: $passed passed, 0 failed"

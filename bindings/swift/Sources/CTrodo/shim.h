@@ -1,0 +1,2 @@
+/* The generated header lives at the repository root; this shim keeps one copy. */
+#include "../../../../include/trodo.h"

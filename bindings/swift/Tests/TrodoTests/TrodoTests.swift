@@ -1,0 +1,194 @@
+import Foundation
+import XCTest
+
+@testable import Trodo
+
+/// JSON text with sorted keys, for comparing bodies.
+func canon(_ any: Any) -> String {
+    let data = try! JSONSerialization.data(withJSONObject: any, options: [.sortedKeys, .fragmentsAllowed])
+    return String(decoding: data, as: UTF8.self)
+}
+
+func canon(json: String) -> String {
+    canon(try! JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed]))
+}
+
+final class TrodoTests: XCTestCase {
+    var server: FakeTrodo!
+    var dir: URL!
+
+    override func setUp() {
+        server = FakeTrodo()
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("trodo-swift-\(UUID().uuidString)")
+    }
+
+    override func tearDown() {
+        try? Trodo.shutdown(timeout: 10)
+        try? FileManager.default.removeItem(at: dir)
+        server = nil
+    }
+
+    func start(_ name: String = "storage") throws {
+        try Trodo.initialize(siteID: "site-swift", options: [
+            "api_base": .string(server.url),
+            "storage_dir": .string(dir.appendingPathComponent(name).path),
+            "persist_interval_ms": 10,
+        ])
+    }
+
+    func testMultiTeamPatternStampsEventsFromTheSwitchOn() throws {
+        try start()
+        try Trodo.track("opened_app")
+        try Trodo.addGroup("team", "team-a")
+        try Trodo.addGroup("team", "team-b")
+        try Trodo.setGroup("active_team", "team-a")
+        try Trodo.track("worked_in_a", properties: ["doc": "d1", "seats": 12])
+        try Trodo.setGroup("active_team", "team-b")
+        try Trodo.track("worked_in_b", category: "editor")
+        XCTAssertEqual(try Trodo.groups(), ["team": ["team-a", "team-b"], "active_team": ["team-b"]])
+        try Trodo.flush()
+
+        XCTAssertEqual(canon(server.event("opened_app")!["custom_properties"]!), "{}")
+        XCTAssertEqual(canon(server.event("worked_in_a")!["custom_properties"]!),
+                       canon(json: #"{"doc":"d1","seats":12,"team":["team-a","team-b"],"active_team":["team-a"]}"#))
+        let b = server.event("worked_in_b")!
+        XCTAssertEqual(canon(b["custom_properties"]!),
+                       canon(json: #"{"team":["team-a","team-b"],"active_team":["team-b"]}"#))
+        XCTAssertEqual(b["event_category"] as? String, "editor")
+    }
+
+    func testSetGroupWithSeveralIds() throws {
+        try start()
+        try Trodo.setGroup("company", ["acme", "globex"])
+        try Trodo.removeGroup("company", "acme")
+        XCTAssertEqual(try Trodo.groups(), ["company": ["globex"]])
+        try Trodo.flush()
+        XCTAssertEqual(canon(server.toPath("/api/sdk/groups/set_group")[0].body["groupId"]!), #"["acme","globex"]"#)
+    }
+
+    func testEveryProfileOperationSendsItsDocumentedBody() throws {
+        try start()
+        try Trodo.identify("user-s")
+        let g = try XCTUnwrap(try Trodo.getGroup("company", "acme"))
+        try g.set(["plan": "pro"])
+        try g.setOnce(["founded": 1999])
+        try g.union("tags", ["b2b", 2])
+        try g.remove("tags", "old")
+        try g.append("events", ["x": 1])
+        try g.increment("seats", by: 3)
+        try g.unset("legacy")
+        try g.delete()
+        try Trodo.flush()
+        let base = #""siteId":"site-swift","userId":"user-s","groupKey":"company","groupId":"acme""#
+        let expected: [(String, String)] = [
+            ("set", #"{\#(base),"properties":{"plan":"pro"}}"#),
+            ("set_once", #"{\#(base),"properties":{"founded":1999}}"#),
+            ("union", #"{\#(base),"listName":"tags","values":["b2b",2]}"#),
+            ("remove", #"{\#(base),"listName":"tags","value":"old"}"#),
+            ("append", #"{\#(base),"property":"events","value":{"x":1}}"#),
+            ("increment", #"{\#(base),"property":"seats","value":3}"#),
+            ("unset", #"{\#(base),"property":"legacy"}"#),
+            ("delete", #"{\#(base)}"#),
+        ]
+        let got = server.requests.filter { $0.path.contains("/groups/profile/") }
+        XCTAssertEqual(got.count, expected.count)
+        for (request, (op, body)) in zip(got, expected) {
+            XCTAssertEqual(request.path, "/api/sdk/groups/profile/\(op)")
+            XCTAssertEqual(canon(request.body), canon(json: body), op)
+        }
+        XCTAssertEqual(try Trodo.groups(), [:], "a handle has no effect on attribution")
+    }
+
+    func testPeopleOperations() throws {
+        try start()
+        try Trodo.identify("user-s")
+        try Trodo.people.set(["name": "Ada"])
+        try Trodo.people.increment("logins")
+        try Trodo.people.union("roles", ["admin"])
+        try Trodo.people.trackCharge(9.5)
+        try Trodo.flush()
+        XCTAssertEqual(canon(server.toPath("/api/sdk/people/set")[0].body),
+                       canon(json: #"{"siteId":"site-swift","userId":"user-s","properties":{"name":"Ada"}}"#))
+        XCTAssertEqual(canon(server.toPath("/api/sdk/people/increment")[0].body),
+                       canon(json: #"{"siteId":"site-swift","userId":"user-s","key":"logins","amount":1}"#))
+        XCTAssertEqual(canon(server.toPath("/api/sdk/people/union")[0].body["values"]!), #"["admin"]"#)
+        XCTAssertEqual(canon(server.toPath("/api/sdk/people/track_charge")[0].body["amount"]!), "9.5")
+    }
+
+    func testBadInputThrowsTheRightError() throws {
+        func status(_ body: () throws -> Void) -> TrodoError.Status? {
+            do { try body(); return nil } catch let e as TrodoError { return e.status } catch { return .unknown }
+        }
+        XCTAssertEqual(status { try Trodo.track("e") }, .notInitialized)
+        XCTAssertEqual(status { _ = try Trodo.getGroup("company", "acme") }, .notInitialized)
+        XCTAssertEqual(status {
+            try Trodo.initialize(siteID: "s", options: ["flush_att": 1])
+        }, .invalidJSON)
+        try start()
+        XCTAssertEqual(status { try Trodo.initialize(siteID: "s") }, .alreadyInitialized)
+        do {
+            try Trodo.track("")
+            XCTFail("expected a throw")
+        } catch let e as TrodoError {
+            XCTAssertEqual(e.status, .invalidArgument)
+            XCTAssertTrue(e.message.contains("event_name"), e.message)
+        }
+        XCTAssertEqual(status { try Trodo.addGroup(String(repeating: "k", count: 256), "a") }, .invalidArgument)
+        XCTAssertEqual(status { try Trodo.setGroup("team", [String]()) }, .invalidArgument)
+        XCTAssertEqual(status { try Trodo.people.increment("k", by: .nan) }, .invalidArgument)
+        do {
+            try Trodo.track("e", properties: ["ratio": .double(.infinity)])
+            XCTFail("expected a throw")
+        } catch let e as TrodoError {
+            XCTAssertTrue(e.message.contains("ratio"), e.message)
+        }
+        XCTAssertNil(try Trodo.getGroup(nil, "acme"))
+        XCTAssertNil(try Trodo.getGroup("company", ""))
+        XCTAssertEqual(status { _ = try Trodo.getGroup(String(repeating: "k", count: 256), "a") }, .invalidArgument)
+        try Trodo.track("kept")
+        try Trodo.flush()
+        XCTAssertEqual(server.toPath("/api/events").count, 1, "only the accepted event was sent")
+    }
+
+    func testPersistenceAcrossShutdownAndInit() throws {
+        try start("p")
+        try Trodo.identify("user-x")
+        try Trodo.addGroup("team", "a")
+        try Trodo.setGroup("active_team", ["a", "b"])
+        try Trodo.shutdown()
+        try start("p")
+        XCTAssertEqual(try Trodo.distinctID(), "user-x")
+        XCTAssertEqual(try Trodo.groups(), ["team": ["a"], "active_team": ["a", "b"]])
+    }
+
+    func testIdentifyHydratesAndKeepsCallsMadeInFlight() throws {
+        try start("device-1")
+        try Trodo.identify("user-1")
+        try Trodo.addGroup("team", "a")
+        try Trodo.addGroup("team", "b")
+        try Trodo.shutdown()
+
+        server.identifyDelay = 0.3
+        try start("device-2")
+        try Trodo.addGroup("team", "local-only")
+        try Trodo.identify("user-1")
+        try Trodo.addGroup("team", "c")
+        try Trodo.flush()
+        XCTAssertEqual(try Trodo.groups(), ["team": ["a", "b", "c"]])
+        try Trodo.reset()
+        XCTAssertEqual(try Trodo.groups(), [:])
+    }
+
+    func testCallsFromManyThreads() throws {
+        try start()
+        DispatchQueue.concurrentPerform(iterations: 8) { t in
+            for i in 0..<50 {
+                try? Trodo.track("threaded", properties: ["t": .int(Int64(t)), "i": .int(Int64(i))])
+            }
+            try? Trodo.addGroup("team", "team-\(t)")
+        }
+        try Trodo.flush(timeout: 30)
+        XCTAssertEqual(server.toPath("/api/events").count, 400)
+        XCTAssertEqual(try Trodo.groups()["team"]?.count, 8)
+    }
+}
