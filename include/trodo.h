@@ -55,9 +55,39 @@ typedef enum TrodoStatus {
 // A handle for one group's profile operations; free it with `trodo_group_free`.
 typedef struct TrodoGroup TrodoGroup;
 
+// Receives a message whenever data is dropped (counted by reason in
+// trodo_get_stats) or a request fails for good, and when init finds a
+// damaged queue or state file. Called on the thread that found it: the
+// delivery thread for drops and failed requests, trodo_init's thread for
+// damage found at start, the calling thread for queue_full. `message` is
+// valid for the call only. The callback must not call back into libtrodo.
+typedef void (*TrodoErrorCallback)(const char *message, void *user_data);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Delivery counts as a JSON object: {"queued", "queued_bytes", "in_flight",
+// "sent", "dropped", "dropped_by_reason": {"rejected", "too_large",
+// "gave_up", "queue_full", "opted_out"}, "paused_until_ms", "corrupt_bytes"}.
+// Counts are items (one event, one call), not requests; "queued" excludes
+// what is in flight; "paused_until_ms" is the epoch ms a 429 paused sending
+// until (0 when not paused). Free it with trodo_string_free. NULL when not
+// initialized.
+char *trodo_get_stats(void);
+
+// Sets the error callback (process-wide, kept across shutdown and init);
+// NULL turns it off. `user_data` is passed back to every call.
+void trodo_set_error_callback(TrodoErrorCallback callback, void *user_data);
+
+// Turns opt-out on or off; the setting is saved at once and survives
+// restarts. Turning it on discards everything queued (counted as
+// "opted_out"); while on, calls are checked as usual, return TRODO_OK and
+// record nothing, locally or remotely.
+enum TrodoStatus trodo_set_opt_out(bool opted_out);
+
+// Whether opt-out is on; false when not initialized.
+bool trodo_is_opted_out(void);
 
 // Makes `group_id` the user's active context for `group_key`, replacing the
 // ids it had, and attaches the user to the group on the server. Events

@@ -6,7 +6,7 @@
 //! client in [`global`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -53,6 +53,15 @@ struct Inner {
     /// Bumped by reset, so an identify answer for the previous user is ignored.
     epoch: u64,
     persisted_activity_ms: u64,
+    /// Numbers state snapshots so an older one never overwrites a newer one.
+    generation: u64,
+}
+
+impl Inner {
+    fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
 }
 
 struct DeviceInfo {
@@ -72,6 +81,35 @@ impl Client {
         };
         let diag = Arc::new(Diagnostics::new(options.debug));
         let file = StateFile::open(&dir)?;
+
+        // The delivery queue locks the directory: a second process fails here,
+        // before it touches the state file.
+        let shared_slot: Arc<OnceLock<Weak<Shared>>> = Arc::new(OnceLock::new());
+        let slot = shared_slot.clone();
+        let delivery = Delivery::start(
+            delivery::Config {
+                api_base: options.api_base.clone(),
+                site_id: site_id.to_string(),
+                storage_dir: dir.clone(),
+                timeout: options.timeout,
+                retry: options.retry.clone(),
+                flush_at: options.flush_at as usize,
+                flush_interval: options.flush_interval,
+                max_queue_items: options.max_queue_items,
+                max_queue_bytes: options.max_queue_bytes,
+                gzip: options.gzip,
+                sync: options.durability == Durability::Sync,
+                persist_interval: options.persist_interval,
+                ca_file: options.ca_file.clone(),
+            },
+            diag.clone(),
+            Arc::new(move |tag, outcome| {
+                if let Some(s) = slot.get().and_then(Weak::upgrade) {
+                    s.on_complete(tag, outcome);
+                }
+            }),
+        )?;
+
         let state = match file.load() {
             Loaded::Restored(s) => s,
             Loaded::Nothing => LocalState::fresh(),
@@ -81,7 +119,10 @@ impl Client {
             }
         };
         // Writing now proves the directory is usable before init succeeds.
-        file.save(&state)?;
+        if let Err(e) = file.save(&state, 0) {
+            delivery.shutdown(Duration::ZERO);
+            return Err(e);
+        }
 
         let shared = Arc::new(Shared {
             site_id: site_id.to_string(),
@@ -93,34 +134,14 @@ impl Client {
                 state,
                 hydration: Hydration::default(),
                 epoch: 0,
+                generation: 0,
             }),
-            diag: diag.clone(),
+            diag,
             dirty: Mutex::new(None),
             finished: AtomicBool::new(false),
             options,
         });
-
-        let weak: Weak<Shared> = Arc::downgrade(&shared);
-        let delivery = Delivery::start(
-            delivery::Config {
-                api_base: shared.options.api_base.clone(),
-                site_id: shared.site_id.clone(),
-                timeout: shared.options.timeout,
-                retry: shared.options.retry.clone(),
-            },
-            diag,
-            Box::new(move |req, outcome| {
-                if let Some(s) = weak.upgrade() {
-                    s.on_complete(req, outcome);
-                }
-            }),
-        )
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("cannot start the delivery thread: {e}"),
-            )
-        })?;
+        let _ = shared_slot.set(Arc::downgrade(&shared));
 
         let weak: Weak<Shared> = Arc::downgrade(&shared);
         let persister = Persister::start(shared.options.persist_interval, move || {
@@ -175,6 +196,7 @@ impl Client {
                 anonymous_id,
                 session: Session::new(now),
                 groups: Memberships::default(),
+                opt_out: inner.state.opt_out,
             };
             inner.hydration.clear();
             inner.epoch += 1;
@@ -320,8 +342,9 @@ impl Client {
         }
         {
             // Under the lock, so a late identify answer cannot slip in between.
-            let inner = self.shared.inner.lock();
-            if let Err(e) = self.shared.file.save(&inner.state) {
+            let mut inner = self.shared.inner.lock();
+            let generation = inner.next_generation();
+            if let Err(e) = self.shared.file.save(&inner.state, generation) {
                 self.shared
                     .diag
                     .report(format!("final state write failed: {e}"));
@@ -340,9 +363,27 @@ impl Client {
         self.shared.diag.recent()
     }
 
-    /// Delivery counts since start.
-    pub fn delivery_stats(&self) -> delivery::Stats {
-        self.delivery.stats()
+    /// Delivery counts since start, and what is queued now.
+    pub fn stats(&self) -> Result<delivery::Stats> {
+        drop(self.shared.open()?);
+        Ok(self.delivery.stats())
+    }
+
+    /// Turns opt-out on or off; persisted at once. Turning it on discards
+    /// everything queued; while on, calls are checked and change nothing.
+    pub fn set_opt_out(&self, opted_out: bool) -> Result<()> {
+        let mut inner = self.shared.open()?;
+        inner.state.opt_out = opted_out;
+        if opted_out {
+            self.delivery.discard_all();
+        }
+        // The caller asked for this setting to survive a restart: write now.
+        let generation = inner.next_generation();
+        self.shared.file.save(&inner.state, generation)
+    }
+
+    pub fn is_opted_out(&self) -> Result<bool> {
+        Ok(self.shared.open()?.state.opt_out)
     }
 
     fn membership(&self, group_key: &str, op: impl FnOnce() -> Result<MembershipOp>) -> Result<()> {
@@ -378,6 +419,18 @@ impl Client {
         let s = &*self.shared;
         let mut inner = s.open()?;
         let mut out = Vec::with_capacity(2);
+        if inner.state.opt_out {
+            // Checked as usual, on a scratch copy that is then thrown away.
+            let mut scratch = Inner {
+                accepting: true,
+                state: inner.state.clone(),
+                hydration: Hydration::default(),
+                epoch: inner.epoch,
+                persisted_activity_ms: now_ms(),
+                generation: 0,
+            };
+            return f(s, &mut scratch, &mut out).map(|_| ());
+        }
         let changes_state = f(s, &mut inner, &mut out)?;
         for r in out {
             self.delivery.enqueue(r);
@@ -385,7 +438,10 @@ impl Client {
         if changes_state {
             match s.options.durability {
                 // The caller asked for the disk write on its own thread.
-                Durability::Sync => s.file.save(&inner.state)?,
+                Durability::Sync => {
+                    let generation = inner.next_generation();
+                    s.file.save(&inner.state, generation)?
+                }
                 Durability::Batched => s.mark_dirty(),
             }
         }
@@ -459,14 +515,14 @@ impl Shared {
 
     /// Snapshot under the lock, write outside it.
     fn persist(&self) {
-        let state = {
-            let inner = self.inner.lock();
+        let (state, generation) = {
+            let mut inner = self.inner.lock();
             if self.finished.load(Ordering::Acquire) {
                 return;
             }
-            inner.state.clone()
+            (inner.state.clone(), inner.next_generation())
         };
-        if let Err(e) = self.file.save(&state) {
+        if let Err(e) = self.file.save(&state, generation) {
             self.diag.report(format!(
                 "state write failed (will retry on the next change): {e}"
             ));
@@ -475,8 +531,8 @@ impl Shared {
 
     /// The delivery thread reports an ended request: identify answers adopt
     /// the server's distinct id and hydrate memberships.
-    fn on_complete(&self, request: &Request, outcome: Outcome<'_>) {
-        let Tag::Identify { token, epoch } = request.tag else {
+    fn on_complete(&self, tag: Tag, outcome: Outcome<'_>) {
+        let Tag::Identify { token, epoch } = tag else {
             return;
         };
         let mut inner = self.inner.lock();

@@ -1,12 +1,24 @@
-//! Reports of things the library handled on its own (a corrupt state file, an
-//! unusable server answer, a dropped request): kept for inspection and, with
-//! `"debug": true`, printed to stderr.
+//! Reports of things the library handled on its own (a corrupt state or queue
+//! file, an unusable server answer, dropped data): kept for inspection, passed
+//! to the error callback once each, and with `"debug": true` printed to stderr.
 
 use std::collections::VecDeque;
 
-use parking_lot::Mutex;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 
 const KEEP: usize = 256;
+
+/// Receives each report once; set by `trodo_set_error_callback`.
+pub type ErrorCallback = Arc<dyn Fn(&str) + Send + Sync>;
+
+static CALLBACK: RwLock<Option<ErrorCallback>> = RwLock::new(None);
+
+/// Sets (or with `None` clears) the process-wide error callback.
+pub fn set_error_callback(callback: Option<ErrorCallback>) {
+    *CALLBACK.write() = callback;
+}
 
 #[derive(Debug, Default)]
 pub struct Diagnostics {
@@ -27,11 +39,18 @@ impl Diagnostics {
         if self.debug {
             eprintln!("[trodo] {message}");
         }
-        let mut r = self.recent.lock();
-        if r.len() == KEEP {
-            r.pop_front();
+        {
+            let mut r = self.recent.lock();
+            if r.len() == KEEP {
+                r.pop_front();
+            }
+            r.push_back(message.clone());
         }
-        r.push_back(message);
+        let callback = CALLBACK.read().clone();
+        if let Some(cb) = callback {
+            // A panicking callback must not take the reporting thread down.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&message)));
+        }
     }
 
     /// The most recent reports, oldest first.

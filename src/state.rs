@@ -51,6 +51,8 @@ pub struct LocalState {
     pub distinct_id: String,
     pub session: Session,
     pub groups: Memberships,
+    /// Set by `set_opt_out(true)`: record nothing until turned off.
+    pub opt_out: bool,
 }
 
 impl LocalState {
@@ -61,6 +63,7 @@ impl LocalState {
             anonymous_id,
             session: Session::new(now_ms()),
             groups: Memberships::default(),
+            opt_out: false,
         }
     }
 
@@ -76,6 +79,7 @@ impl LocalState {
                 "registered": self.session.registered,
             },
             "groups": self.groups.to_json(),
+            "opt_out": self.opt_out,
         })
     }
 
@@ -116,6 +120,7 @@ impl LocalState {
                 .get("groups")
                 .and_then(Memberships::from_json)
                 .ok_or("\"groups\" is not an object of string arrays")?,
+            opt_out: v.get("opt_out").and_then(Value::as_bool).unwrap_or(false),
         })
     }
 }
@@ -134,6 +139,9 @@ pub enum Loaded {
 #[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
+    /// The generation last written: writers from several threads never
+    /// replace a newer snapshot with an older one, nor share the temp file.
+    written: parking_lot::Mutex<u64>,
 }
 
 impl StateFile {
@@ -142,6 +150,7 @@ impl StateFile {
         fs::create_dir_all(dir).map_err(|e| storage_error(dir, "cannot be created", &e))?;
         Ok(StateFile {
             path: dir.join(STATE_FILE),
+            written: parking_lot::Mutex::new(0),
         })
     }
 
@@ -182,7 +191,12 @@ impl StateFile {
     }
 
     /// Writes atomically: a crash leaves either the old file or the new one.
-    pub fn save(&self, state: &LocalState) -> Result<()> {
+    /// `generation` orders snapshots: an older one than already written is skipped.
+    pub fn save(&self, state: &LocalState, generation: u64) -> Result<()> {
+        let mut written = self.written.lock();
+        if generation < *written {
+            return Ok(());
+        }
         let tmp = self.path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
@@ -194,7 +208,9 @@ impl StateFile {
             File::open(self.dir())?.sync_all()?;
             Ok(())
         };
-        write().map_err(|e| storage_error(&self.path, "cannot be written", &e))
+        write().map_err(|e| storage_error(&self.path, "cannot be written", &e))?;
+        *written = generation;
+        Ok(())
     }
 }
 
@@ -311,7 +327,7 @@ mod tests {
         assert!(matches!(file.load(), Loaded::Nothing));
         let mut s = LocalState::fresh();
         s.groups.add("team", "a");
-        file.save(&s).unwrap();
+        file.save(&s, 1).unwrap();
         match file.load() {
             Loaded::Restored(r) => assert_eq!(r, s),
             other => panic!("{other:?}"),

@@ -30,7 +30,9 @@ pub mod header {
     pub const SITE_ID: &str = "X-Trodo-Site-Id";
     pub const CONTENT_TYPE: &str = "Content-Type";
     pub const USER_AGENT: &str = "User-Agent";
+    pub const CONTENT_ENCODING: &str = "Content-Encoding";
     pub const JSON: &str = "application/json";
+    pub const GZIP: &str = "gzip";
 }
 
 /// `trodo-native/<version> (<os>; <arch>)` (our choice of UA text).
@@ -118,6 +120,20 @@ pub fn event(
         "timestamp": crate::util::iso8601_ms(timestamp_ms),
         "insert_id": insert_id,
     })
+}
+
+/// The body of `POST /api/events/bulk` from already serialized events.
+pub fn bulk_events(events: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + 12);
+    out.extend_from_slice(b"{\"events\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// `POST /api/sdk/identify`: `who` is the identity in use *before* the call.
@@ -372,6 +388,13 @@ mod tests {
             parse_identify_response(&json!({})),
             IdentifyResponse::default()
         );
+    }
+
+    #[test]
+    fn bulk_bodies_wrap_serialized_events() {
+        let body = bulk_events(&[br#"{"a":1}"#, br#"{"b":2}"#]);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, json!({"events": [{"a": 1}, {"b": 2}]}));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 use support::FakeTrodo;
 
 const C_PROGRAMS: &[&str] = &[
+    "c_delivery",
     "c_groups",
     "c_profile",
     "c_errors",
@@ -254,7 +255,7 @@ macro_rules! harness_tests {
     };
 }
 
-harness_tests!(c_groups, c_profile, c_errors, c_persist, c_identify, c_threads, c_cxx);
+harness_tests!(c_delivery, c_groups, c_profile, c_errors, c_persist, c_identify, c_threads, c_cxx);
 
 #[test]
 fn every_program_in_tests_c_is_run() {

@@ -1,10 +1,19 @@
 //! One HTTP POST to the Trodo API, and nothing else: no retries, no queue.
+//! HTTPS is verified against the system's trust store (so corporate CAs
+//! work) plus an optional `ca_file`.
 
+use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
+use crate::diag::Diagnostics;
 use crate::wire::header;
+
+/// Bodies larger than this are gzip-compressed (`trodo-wire.md`).
+pub const GZIP_ABOVE: usize = 8 * 1024;
 
 /// A server's answer.
 #[derive(Debug)]
@@ -24,12 +33,61 @@ pub struct Transport {
     site_id: String,
 }
 
+/// The system's roots plus those in `ca_file`; problems are reported, and an
+/// empty result falls back to the bundled Mozilla roots.
+fn root_certs(ca_file: Option<&Path>, diag: &Diagnostics) -> RootCerts {
+    let native = rustls_native_certs::load_native_certs();
+    let mut certs: Vec<Certificate<'static>> = native
+        .certs
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    if let Some(path) = ca_file {
+        match std::fs::read(path) {
+            Ok(pem) => {
+                let before = certs.len();
+                for item in ureq::tls::parse_pem(&pem) {
+                    if let Ok(PemItem::Certificate(c)) = item {
+                        certs.push(c);
+                    }
+                }
+                if certs.len() == before {
+                    diag.report(format!(
+                        "ca_file {}: no PEM certificate found",
+                        path.display()
+                    ));
+                }
+            }
+            Err(e) => diag.report(format!("ca_file {} cannot be read: {e}", path.display())),
+        }
+    }
+    if certs.is_empty() {
+        RootCerts::WebPki
+    } else {
+        RootCerts::from(certs)
+    }
+}
+
 impl Transport {
-    pub fn new(api_base: &str, site_id: &str, timeout: Duration) -> Transport {
+    pub fn new(
+        api_base: &str,
+        site_id: &str,
+        timeout: Duration,
+        ca_file: Option<&Path>,
+        diag: &Diagnostics,
+    ) -> Transport {
+        let tls = if api_base.starts_with("https://") {
+            TlsConfig::builder()
+                .root_certs(root_certs(ca_file, diag))
+                .build()
+        } else {
+            TlsConfig::default()
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .user_agent(crate::wire::user_agent())
+            .tls_config(tls)
             .build()
             .into();
         Transport {
@@ -39,15 +97,23 @@ impl Transport {
         }
     }
 
-    /// POSTs `body` (JSON) to `path`. `Err` is a network error or timeout.
-    pub fn post(&self, path: &str, body: &[u8]) -> Result<Reply, String> {
+    /// POSTs a JSON `body` to `path`, gzip-compressed when `gzip` and larger
+    /// than [`GZIP_ABOVE`]. `Err` is a network error or timeout.
+    pub fn post(&self, path: &str, body: Vec<u8>, gzip: bool) -> Result<Reply, String> {
         let url = format!("{}{}", self.api_base, path);
-        let mut resp = self
+        let mut request = self
             .agent
             .post(&url)
             .header(header::CONTENT_TYPE, header::JSON)
-            .header(header::SITE_ID, &self.site_id)
-            .send(body)
+            .header(header::SITE_ID, &self.site_id);
+        let body = if gzip && body.len() > GZIP_ABOVE {
+            request = request.header(header::CONTENT_ENCODING, header::GZIP);
+            compress(&body).map_err(|e| format!("gzip: {e}"))?
+        } else {
+            body
+        };
+        let mut resp = request
+            .send(&body[..])
             .map_err(|e| format!("POST {url}: {e}"))?;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -71,4 +137,13 @@ impl Transport {
             retry_after,
         })
     }
+}
+
+fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
 }

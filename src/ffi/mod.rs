@@ -18,10 +18,12 @@ pub mod guard;
 pub mod handle;
 pub mod status;
 
+mod api_delivery;
 mod api_groups;
 mod api_lifecycle;
 mod api_people;
 
+pub use api_delivery::*;
 pub use api_groups::*;
 pub use api_lifecycle::*;
 pub use api_people::*;

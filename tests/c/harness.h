@@ -1,8 +1,9 @@
 /* Helpers shared by the C harness programs. Each program is run by
  * tests/c_harness.rs with a fresh loopback fake Trodo server:
  *   TRODO_TEST_API  the server's base URL
- *   TRODO_TEST_LOG  a file where the server appends each request it answered,
- *                   one line of JSON with sorted keys: {"body":{...},"path":"..."}
+ *   TRODO_TEST_LOG  a file where the server appends each request it accepted,
+ *                   one line of JSON with sorted keys: {"body":{...},"path":"..."};
+ *                   a bulk request is logged one event per line
  *   TRODO_TEST_DIR  an empty directory for this program's storage
  */
 #ifndef TRODO_HARNESS_H
@@ -37,7 +38,7 @@ TrodoStatus harness_init(const char *subdir);
 const char *harness_options(const char *subdir);
 
 /* Number of logged requests to `path` whose line contains every needle
- * (a NULL-terminated list). */
+ * (a NULL-terminated list). "/api/events" counts events sent alone or in bulk. */
 int log_count(const char *path, ...);
 /* Line number (0-based) of the first such request, or -1. */
 int log_index(const char *path, ...);

@@ -22,7 +22,24 @@ pub struct Recorded {
     pub path: String,
     /// Header names in lower case.
     pub headers: HashMap<String, String>,
+    /// The body, gunzipped when it came with `Content-Encoding: gzip`.
     pub body: Value,
+    /// Bytes on the wire (compressed size when gzipped).
+    pub wire_len: usize,
+    /// Whether the server answered it with 2xx.
+    pub accepted: bool,
+}
+
+/// A scripted answer for the next request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    Status(u16),
+    /// A status with a `Retry-After` header.
+    RetryAfter(u16, String),
+    /// Close the connection without answering.
+    Reset,
+    /// Answer 200, but only after this long.
+    Slow(Duration),
 }
 
 impl Recorded {
@@ -38,8 +55,8 @@ struct State {
     requests: Vec<Recorded>,
     /// user id → group key → ids
     memberships: HashMap<String, BTreeMap<String, Vec<String>>>,
-    /// Statuses to answer the next requests with, before going back to 200.
-    script: VecDeque<u16>,
+    /// Answers for the next requests, before going back to 200.
+    script: VecDeque<Fault>,
     identify_delay: Duration,
     /// identifyId → the newDistinctId to answer with.
     new_distinct_ids: HashMap<String, String>,
@@ -102,10 +119,17 @@ impl FakeTrodo {
 
     /// Event bodies received on `/api/events`, in arrival order.
     pub fn events(&self) -> Vec<Value> {
-        self.to_path("/api/events")
-            .into_iter()
-            .map(|r| r.body)
-            .collect()
+        let mut out = Vec::new();
+        for r in self.requests().into_iter().filter(|r| r.accepted) {
+            match r.path.as_str() {
+                "/api/events" => out.push(r.body),
+                "/api/events/bulk" => {
+                    out.extend(r.body["events"].as_array().cloned().unwrap_or_default())
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     pub fn event(&self, name: &str) -> Value {
@@ -132,7 +156,16 @@ impl FakeTrodo {
 
     /// Answers the next requests with these statuses, then 200 again.
     pub fn script(&self, statuses: &[u16]) {
-        self.state.0.lock().unwrap().script.extend(statuses);
+        self.script_faults(statuses.iter().map(|s| Fault::Status(*s)));
+    }
+
+    pub fn script_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.state.0.lock().unwrap().script.extend(faults);
+    }
+
+    /// Scripted answers not used yet.
+    pub fn script_left(&self) -> usize {
+        self.state.0.lock().unwrap().script.len()
     }
 
     pub fn set_identify_delay(&self, d: Duration) {
@@ -212,19 +245,27 @@ fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
         if reader.read_exact(&mut raw).is_err() {
             return;
         }
+        let wire_len = raw.len();
+        if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
+            let mut plain = Vec::new();
+            let _ = flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut plain);
+            raw = plain;
+        }
         let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        let (status, answer, delay) = respond(
-            state,
-            Recorded {
-                path,
-                headers,
-                body,
-            },
-        );
+        let rec = Recorded {
+            path,
+            headers,
+            body,
+            wire_len,
+            accepted: false,
+        };
+        let Some((status, extra, answer, delay)) = respond(state, rec) else {
+            return; // a scripted connection reset
+        };
         std::thread::sleep(delay);
         let text = answer.to_string();
         let reply = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{text}",
             if status < 300 { "OK" } else { "Error" },
             text.len()
         );
@@ -235,23 +276,48 @@ fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
 }
 
 /// Records the request, applies it to the server-side memberships and
-/// decides the answer.
-fn respond(state: &Arc<(Mutex<State>, Condvar)>, rec: Recorded) -> (u16, Value, Duration) {
+/// decides the answer: (status, extra header lines, body, delay), or `None`
+/// to drop the connection.
+fn respond(
+    state: &Arc<(Mutex<State>, Condvar)>,
+    mut rec: Recorded,
+) -> Option<(u16, String, Value, Duration)> {
     let (m, cv) = &**state;
     let mut g = m.lock().unwrap();
     let s = &mut *g;
-    if let Some(log) = s.log.as_mut() {
-        let line = json!({"path": rec.path, "body": rec.body});
-        let _ = writeln!(log, "{line}");
-        let _ = log.flush();
+    let fault = s.script.pop_front();
+    let (status, extra, slow) = match &fault {
+        None => (200, String::new(), Duration::ZERO),
+        Some(Fault::Status(code)) => (*code, String::new(), Duration::ZERO),
+        Some(Fault::RetryAfter(code, after)) => {
+            (*code, format!("Retry-After: {after}\r\n"), Duration::ZERO)
+        }
+        Some(Fault::Slow(d)) => (200, String::new(), *d),
+        Some(Fault::Reset) => (0, String::new(), Duration::ZERO),
+    };
+    rec.accepted = (200..300).contains(&status);
+    if rec.accepted {
+        if let Some(log) = s.log.as_mut() {
+            // A bulk request is logged one event per line.
+            let lines: Vec<Value> = match rec.body["events"].as_array() {
+                Some(events) if rec.path == "/api/events/bulk" => events.clone(),
+                _ => vec![rec.body.clone()],
+            };
+            for body in lines {
+                let _ = writeln!(log, "{}", json!({"path": rec.path, "body": body}));
+            }
+            let _ = log.flush();
+        }
     }
-    let status = s.script.pop_front().unwrap_or(200);
     let body = rec.body.clone();
     let path = rec.path.clone();
     s.requests.push(rec);
     cv.notify_all();
+    if status == 0 {
+        return None;
+    }
     if status != 200 {
-        return (status, json!({"error": "scripted"}), Duration::ZERO);
+        return Some((status, extra, json!({"error": "scripted"}), Duration::ZERO));
     }
     let user = body["userId"].as_str().unwrap_or("").to_string();
     let key = body["groupKey"].as_str().unwrap_or("").to_string();
@@ -295,9 +361,9 @@ fn respond(state: &Arc<(Mutex<State>, Condvar)>, rec: Recorded) -> (u16, Value, 
             if let Some(new_id) = s.new_distinct_ids.get(&who) {
                 answer["newDistinctId"] = json!(new_id);
             }
-            return (200, answer, s.identify_delay);
+            return Some((200, extra, answer, s.identify_delay.max(slow)));
         }
         _ => {}
     }
-    (200, json!({"ok": true}), Duration::ZERO)
+    Some((200, extra, json!({"ok": true}), slow))
 }

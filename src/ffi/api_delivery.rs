@@ -1,0 +1,75 @@
+use std::ffi::{c_char, c_void, CString};
+use std::sync::Arc;
+
+use super::guard;
+use super::status::TrodoStatus;
+use crate::client::global;
+
+/// Delivery counts as a JSON object: {"queued", "queued_bytes", "in_flight",
+/// "sent", "dropped", "dropped_by_reason": {"rejected", "too_large",
+/// "gave_up", "queue_full", "opted_out"}, "paused_until_ms", "corrupt_bytes"}.
+/// Counts are items (one event, one call), not requests; "queued" excludes
+/// what is in flight; "paused_until_ms" is the epoch ms a 429 paused sending
+/// until (0 when not paused). Free it with trodo_string_free. NULL when not
+/// initialized.
+#[no_mangle]
+pub extern "C" fn trodo_get_stats() -> *mut c_char {
+    guard::pointer(|| guard::string_out(global::current()?.stats()?.to_json().to_string()))
+}
+
+/// Receives a message whenever data is dropped (counted by reason in
+/// trodo_get_stats) or a request fails for good, and when init finds a
+/// damaged queue or state file. Called on the thread that found it: the
+/// delivery thread for drops and failed requests, trodo_init's thread for
+/// damage found at start, the calling thread for queue_full. `message` is
+/// valid for the call only. The callback must not call back into libtrodo.
+pub type TrodoErrorCallback =
+    Option<unsafe extern "C" fn(message: *const c_char, user_data: *mut c_void)>;
+
+/// The caller's pointer, handed back untouched on whichever thread reports.
+struct UserData(*mut c_void);
+// SAFETY: libtrodo never dereferences it; the caller chose to receive it on
+// other threads by registering the callback (documented in the header).
+unsafe impl Send for UserData {}
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    // A method, so closures capture the whole (Send) wrapper, not its field.
+    fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+/// Sets the error callback (process-wide, kept across shutdown and init);
+/// NULL turns it off. `user_data` is passed back to every call.
+#[no_mangle]
+pub extern "C" fn trodo_set_error_callback(callback: TrodoErrorCallback, user_data: *mut c_void) {
+    guard::value((), || {
+        let Some(cb) = callback else {
+            crate::diag::set_error_callback(None);
+            return Ok(());
+        };
+        let data = UserData(user_data);
+        crate::diag::set_error_callback(Some(Arc::new(move |message: &str| {
+            let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: the caller registered a function with this signature.
+            unsafe { cb(text.as_ptr(), data.get()) };
+        })));
+        Ok(())
+    })
+}
+
+/// Turns opt-out on or off; the setting is saved at once and survives
+/// restarts. Turning it on discards everything queued (counted as
+/// "opted_out"); while on, calls are checked as usual, return TRODO_OK and
+/// record nothing, locally or remotely.
+#[no_mangle]
+pub extern "C" fn trodo_set_opt_out(opted_out: bool) -> TrodoStatus {
+    guard::status(|| global::current()?.set_opt_out(opted_out))
+}
+
+/// Whether opt-out is on; false when not initialized.
+#[no_mangle]
+pub extern "C" fn trodo_is_opted_out() -> bool {
+    guard::value(false, || global::current()?.is_opted_out())
+}
