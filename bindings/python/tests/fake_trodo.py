@@ -2,6 +2,7 @@
 (path, headers, parsed body), keeps server-side memberships per user so
 identify can answer with group_memberships, and can answer identify late."""
 
+import gzip
 import json
 import threading
 import time
@@ -28,6 +29,8 @@ class FakeTrodo:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    raw = gzip.decompress(raw)
                 try:
                     body = json.loads(raw)
                 except ValueError:
@@ -79,7 +82,15 @@ class FakeTrodo:
             return [r for r in self.requests if r["path"] == path]
 
     def events(self) -> List[Dict[str, Any]]:
-        return [r["body"] for r in self.to_path("/api/events")]
+        """Events sent alone or in bulk, in arrival order."""
+        out: List[Dict[str, Any]] = []
+        with self.lock:
+            for r in self.requests:
+                if r["path"] == "/api/events":
+                    out.append(r["body"])
+                elif r["path"] == "/api/events/bulk":
+                    out.extend(r["body"]["events"])
+        return out
 
     def event(self, name: str) -> Optional[Dict[str, Any]]:
         for e in self.events():

@@ -77,3 +77,35 @@ def test_threads_calling_at_once(server, start):
         mine = [e["custom_properties"]["i"] for e in events if e["custom_properties"]["t"] == t]
         assert mine == list(range(100))
     assert len(trodo.get_groups()["team"]) == 8
+
+
+def test_stats_error_callback_and_opt_out(server, start):
+    messages = []
+    trodo.on_error(messages.append)
+    try:
+        start("d", max_queue_items=3, flush_interval_ms=600000)
+        trodo.track("first")
+        trodo.flush(10)
+        for i in range(10):
+            trodo.track("overflow_%d" % i)
+        s = trodo.stats()
+        assert set(s) >= {"queued", "queued_bytes", "in_flight", "sent", "dropped",
+                          "dropped_by_reason", "paused_until_ms", "corrupt_bytes"}
+        assert s["dropped_by_reason"]["queue_full"] == 7
+        assert any("queue_full" in m for m in messages)
+        trodo.flush(10)
+        assert [e["event_name"] for e in server.events()][-3:] == ["overflow_7", "overflow_8", "overflow_9"]
+
+        trodo.set_opt_out(True)
+        assert trodo.is_opted_out()
+        trodo.track("while_opted_out")
+        trodo.shutdown(10)
+        start("d")
+        assert trodo.is_opted_out()
+        trodo.set_opt_out(False)
+        trodo.track("back")
+        trodo.flush(10)
+        names = [e["event_name"] for e in server.events()]
+        assert "while_opted_out" not in names and names[-1] == "back"
+    finally:
+        trodo.on_error(None)

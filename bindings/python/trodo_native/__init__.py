@@ -8,15 +8,16 @@ behaviour (local state, group attribution, delivery). Failures raise a
 import ctypes
 import json
 import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+import threading
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
-from ._lib import LibraryNotFoundError, load
+from ._lib import ERROR_CALLBACK, LibraryNotFoundError, load
 
 __all__ = [
     "init", "flush", "shutdown", "version",
     "identify", "reset", "distinct_id", "track",
     "set_group", "add_group", "remove_group", "get_groups", "get_group", "Group",
-    "people",
+    "people", "stats", "set_opt_out", "is_opted_out", "on_error",
     "TrodoError", "NotInitializedError", "AlreadyInitializedError", "InvalidArgumentError",
     "InvalidJsonError", "StorageError", "TrodoTimeoutError", "InternalError", "LibraryNotFoundError",
 ]
@@ -179,6 +180,54 @@ def shutdown(timeout: float = 10.0) -> None:
 def version() -> str:
     """The library's version."""
     return load().trodo_version().decode("ascii")
+
+
+# Delivery, privacy and diagnostics -------------------------------------------
+
+def stats() -> Dict[str, Any]:
+    """Delivery counts: queued, queued_bytes, in_flight, sent, dropped,
+    dropped_by_reason, paused_until_ms, corrupt_bytes."""
+    lib = load()
+    text = _take_string(lib.trodo_get_stats())
+    if text is None:
+        _raise(lib.trodo_last_error_code())
+    return json.loads(text)  # type: ignore[arg-type]
+
+
+def set_opt_out(opted_out: bool) -> None:
+    """Turns opt-out on (discarding what is queued) or off; survives restarts."""
+    _check(load().trodo_set_opt_out(bool(opted_out)))
+
+
+def is_opted_out() -> bool:
+    """Whether opt-out is on (False when not initialized)."""
+    return bool(load().trodo_is_opted_out())
+
+
+_callback_lock = threading.Lock()
+_callback_ref: Optional[Any] = None  # keeps the C thunk alive while registered
+
+
+def on_error(callback: Optional[Callable[[str], None]]) -> None:
+    """Calls ``callback(message)`` whenever data is dropped or a request fails
+    for good (on libtrodo's delivery thread). ``None`` turns it off. The
+    callback must not call back into trodo_native."""
+    global _callback_ref
+
+    def thunk(message: Optional[bytes], _user_data: Optional[int]) -> None:
+        try:
+            callback((message or b"").decode("utf-8", "replace"))  # type: ignore[misc]
+        except Exception:  # an exception must not unwind into C
+            pass
+
+    with _callback_lock:
+        if callback is None:
+            load().trodo_set_error_callback(ERROR_CALLBACK(), None)
+            _callback_ref = None
+        else:
+            ref = ERROR_CALLBACK(thunk)
+            load().trodo_set_error_callback(ref, None)
+            _callback_ref = ref
 
 
 # Identity and events -----------------------------------------------------------

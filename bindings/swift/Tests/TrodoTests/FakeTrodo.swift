@@ -68,8 +68,19 @@ final class FakeTrodo: @unchecked Sendable {
 
     func toPath(_ path: String) -> [Request] { requests.filter { $0.path == path } }
 
+    /// Events sent alone or in bulk, in arrival order.
+    var events: [[String: Any]] {
+        requests.flatMap { r -> [[String: Any]] in
+            switch r.path {
+            case "/api/events": return [r.body]
+            case "/api/events/bulk": return r.body["events"] as? [[String: Any]] ?? []
+            default: return []
+            }
+        }
+    }
+
     func event(_ name: String) -> [String: Any]? {
-        toPath("/api/events").map(\.body).first { $0["event_name"] as? String == name }
+        events.first { $0["event_name"] as? String == name }
     }
 
     private func serve(_ conn: Int32) {

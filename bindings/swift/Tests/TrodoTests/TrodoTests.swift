@@ -28,12 +28,15 @@ final class TrodoTests: XCTestCase {
         server = nil
     }
 
-    func start(_ name: String = "storage") throws {
-        try Trodo.initialize(siteID: "site-swift", options: [
+    func start(_ name: String = "storage", _ extra: TrodoProperties = [:]) throws {
+        var options: TrodoProperties = [
             "api_base": .string(server.url),
             "storage_dir": .string(dir.appendingPathComponent(name).path),
             "persist_interval_ms": 10,
-        ])
+            "gzip": false,  // the test server reads plain bodies
+        ]
+        options.merge(extra) { _, new in new }
+        try Trodo.initialize(siteID: "site-swift", options: options)
     }
 
     func testMultiTeamPatternStampsEventsFromTheSwitchOn() throws {
@@ -147,7 +150,7 @@ final class TrodoTests: XCTestCase {
         XCTAssertEqual(status { _ = try Trodo.getGroup(String(repeating: "k", count: 256), "a") }, .invalidArgument)
         try Trodo.track("kept")
         try Trodo.flush()
-        XCTAssertEqual(server.toPath("/api/events").count, 1, "only the accepted event was sent")
+        XCTAssertEqual(server.events.count, 1, "only the accepted event was sent")
     }
 
     func testPersistenceAcrossShutdownAndInit() throws {
@@ -188,7 +191,46 @@ final class TrodoTests: XCTestCase {
             try? Trodo.addGroup("team", "team-\(t)")
         }
         try Trodo.flush(timeout: 30)
-        XCTAssertEqual(server.toPath("/api/events").count, 400)
+        XCTAssertEqual(server.events.count, 400)
         XCTAssertEqual(try Trodo.groups()["team"]?.count, 8)
+    }
+
+    func testStatsErrorHandlerAndOptOut() throws {
+        final class Messages: @unchecked Sendable {
+            let lock = NSLock()
+            var all: [String] = []
+        }
+        let messages = Messages()
+        Trodo.setErrorHandler { m in
+            messages.lock.lock()
+            messages.all.append(m)
+            messages.lock.unlock()
+        }
+        defer { Trodo.setErrorHandler(nil) }
+        try start("d", ["max_queue_items": 3, "flush_interval_ms": 600000])
+        try Trodo.track("first")
+        try Trodo.flush()
+        for i in 0..<10 {
+            try Trodo.track("overflow_\(i)")
+        }
+        let stats = try Trodo.stats()
+        XCTAssertEqual(stats.droppedByReason["queue_full"], 7)
+        XCTAssertEqual(stats.dropped, 7)
+        XCTAssertEqual(stats.queued + stats.inFlight, 3)
+        messages.lock.lock()
+        XCTAssertTrue(messages.all.contains { $0.contains("queue_full") }, "\(messages.all)")
+        messages.lock.unlock()
+
+        try Trodo.setOptOut(true)
+        XCTAssertTrue(Trodo.isOptedOut)
+        try Trodo.track("while_opted_out")
+        try Trodo.shutdown()
+        try start("d")
+        XCTAssertTrue(Trodo.isOptedOut)
+        try Trodo.setOptOut(false)
+        try Trodo.track("back")
+        try Trodo.flush()
+        XCTAssertNil(server.event("while_opted_out"))
+        XCTAssertNotNil(server.event("back"))
     }
 }

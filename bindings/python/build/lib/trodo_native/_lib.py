@@ -57,6 +57,9 @@ c_double = ctypes.c_double
 c_uint32 = ctypes.c_uint32
 c_size_t = ctypes.c_size_t
 
+# void (*TrodoErrorCallback)(const char *message, void *user_data)
+ERROR_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
+
 # name: (argtypes, restype). TrodoStatus is a C enum: int. Returned `char *`
 # strings are declared c_void_p so the pointer survives to be freed.
 SIGNATURES = {
@@ -97,6 +100,10 @@ SIGNATURES = {
     "trodo_people_track_charge": ([c_double, c_char_p], c_int),
     "trodo_people_clear_charges": ([], c_int),
     "trodo_people_delete_user": ([], c_int),
+    "trodo_get_stats": ([], c_void_p),
+    "trodo_set_error_callback": ([ERROR_CALLBACK, c_void_p], None),
+    "trodo_set_opt_out": ([ctypes.c_bool], c_int),
+    "trodo_is_opted_out": ([], ctypes.c_bool),
 }
 
 _lib: Optional[ctypes.CDLL] = None
