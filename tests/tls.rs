@@ -1,0 +1,139 @@
+//! HTTPS: the server's certificate is verified against the system's trust
+//! store plus `ca_file`. A loopback HTTPS server with a certificate from a
+//! private CA is accepted only when that CA is given as `ca_file`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use trodo::{Client, ErrorKind, Options};
+
+struct TlsServer {
+    url: String,
+    ca_pem: String,
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+fn tls_server() -> TlsServer {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    let seen = paths.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (config, seen) = (config.clone(), seen.clone());
+            std::thread::spawn(move || {
+                let Ok(tls) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut reader = BufReader::new(rustls::StreamOwned::new(tls, conn));
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let mut len = 0;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    seen.lock().unwrap().push(path);
+                    let reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+                    if reader
+                        .get_mut()
+                        .write_all(reply)
+                        .and_then(|_| reader.get_mut().flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    TlsServer {
+        url,
+        ca_pem: ca.pem(),
+        paths,
+    }
+}
+
+#[test]
+fn a_private_ca_is_trusted_through_ca_file() {
+    let server = tls_server();
+    let dir = temp_dir();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &server.ca_pem).unwrap();
+    let o = Options {
+        ca_file: Some(ca_file),
+        ..options(&server.url, &dir.join("state"))
+    };
+    let c = Client::start(SITE, o).unwrap();
+    c.track("over_tls", None, None).unwrap();
+    c.flush(WAIT).unwrap();
+    assert_eq!(
+        *server.paths.lock().unwrap(),
+        ["/api/sdk/track", "/api/events"]
+    );
+    c.shutdown(WAIT).unwrap();
+}
+
+#[test]
+fn without_ca_file_an_unknown_ca_is_refused() {
+    let server = tls_server();
+    let c = start(&server.url, &temp_dir());
+    c.track("refused", None, None).unwrap();
+    let e = c.flush(Duration::from_millis(500)).unwrap_err();
+    assert_eq!(
+        e.kind,
+        ErrorKind::Timeout,
+        "certificate errors are retried, never ignored"
+    );
+    assert!(
+        server.paths.lock().unwrap().is_empty(),
+        "nothing got through"
+    );
+    c.shutdown(Duration::ZERO).ok();
+}
