@@ -9,7 +9,10 @@ if [ ! -x "$venv/bin/python" ]; then
     "$venv/bin/python" -m pip install -q --upgrade pip
     "$venv/bin/python" -m pip install -q "pytest>=7,<9"
 fi
+# A stale build/ from an earlier install must not be reused.
+rm -rf bindings/python/build bindings/python/*.egg-info
 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps ./bindings/python
+rm -rf bindings/python/build bindings/python/*.egg-info
 export TRODO_LIB="$PWD/target/debug/libtrodo.so"
 [ "$(uname)" = Darwin ] && export TRODO_LIB="$PWD/target/debug/libtrodo.dylib"
 # Run from the tests folder so the installed package, not the source tree, is imported.
