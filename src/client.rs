@@ -174,7 +174,7 @@ impl Client {
             let token = inner.hydration.issue(identify_id);
             out.push(Request {
                 path: wire::path::IDENTIFY,
-                body,
+                body: body.to_string().into_bytes(),
                 tag: Tag::Identify {
                     token,
                     epoch: inner.epoch,
@@ -228,12 +228,16 @@ impl Client {
                 &who,
                 event_name,
                 category,
-                properties.unwrap_or_default(),
+                &properties.unwrap_or_default(),
                 &inner.state.groups,
                 timestamp,
-                insert_id,
+                &insert_id,
             );
-            out.push(plain(wire::path::EVENT, event));
+            out.push(Request {
+                path: wire::path::EVENT,
+                body: event,
+                tag: Tag::None,
+            });
             Ok(false)
         })
     }
@@ -566,7 +570,7 @@ impl Shared {
 fn plain(path: &'static str, body: Value) -> Request {
     Request {
         path,
-        body,
+        body: body.to_string().into_bytes(),
         tag: Tag::None,
     }
 }

@@ -10,9 +10,27 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A fresh random UUID v4 in its hyphenated form.
+/// A fresh random UUID v4 in its hyphenated form. The bits come from a
+/// per-thread wyrand generator seeded from the OS once, not a system call
+/// per id: ids must be unique, not secret, and this sits on the track path.
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().hyphenated().to_string()
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0);
+    }
+    let next = || {
+        STATE.with(|s| {
+            let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+            s.set(x);
+            let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+            (t >> 64) as u64 ^ t as u64
+        })
+    };
+    let bits = (u128::from(next()) << 64) | u128::from(next());
+    uuid::Builder::from_random_bytes(bits.to_le_bytes())
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// ISO 8601 UTC with milliseconds, e.g. `2026-11-26T13:46:14.123Z`.
@@ -75,9 +93,16 @@ mod tests {
     }
 
     #[test]
-    fn ids_are_unique_uuids() {
-        let a = new_id();
-        assert_eq!(a.len(), 36);
-        assert_ne!(a, new_id());
+    fn ids_are_unique_v4_uuids() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(100) {
+            let u = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(u.get_version_num(), 4, "{id}");
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
+        }
+        // Other threads draw from their own seeds.
+        let other = std::thread::spawn(new_id).join().unwrap();
+        assert!(!ids.contains(&other));
     }
 }

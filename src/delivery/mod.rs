@@ -34,7 +34,8 @@ const MAX_BATCH_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Request {
     pub path: &'static str,
-    pub body: Value,
+    /// The JSON body, serialized.
+    pub body: Vec<u8>,
     pub tag: Tag,
 }
 
@@ -184,8 +185,12 @@ struct Queue {
     flush_through: u64,
     /// No request before this (backoff or a 429 pause).
     not_before: Option<Instant>,
-    /// Records accepted but not yet written (batched durability).
+    /// Records (items and done markers) not yet written.
     unwritten: Vec<u8>,
+    /// Enough of the file is done records: rewrite it (in `settle`).
+    compact_due: bool,
+    /// Consecutive events at the back of the queue.
+    tail_events: usize,
     /// Opt-out discarded everything up to here; an item then in flight is
     /// dropped too unless that attempt delivers it.
     discard_through: u64,
@@ -202,6 +207,8 @@ struct Shared {
     stop: AtomicBool,
     store: QueueStore,
     diag: Arc<Diagnostics>,
+    /// Wakes the writer thread (set once it has started).
+    dirty: std::sync::OnceLock<crate::state::DirtyFlag>,
 }
 
 pub struct Delivery {
@@ -254,6 +261,8 @@ impl Delivery {
                 flush_through: 0,
                 not_before: None,
                 unwritten: Vec::new(),
+                compact_due: false,
+                tail_events: 0,
                 discard_through: 0,
                 stats: Stats {
                     corrupt_bytes: recovered.damaged_bytes,
@@ -266,6 +275,7 @@ impl Delivery {
             store,
             diag,
             config,
+            dirty: std::sync::OnceLock::new(),
         });
         let internal = |e: std::io::Error| {
             crate::error::Error::new(
@@ -281,6 +291,7 @@ impl Delivery {
         })
         .map_err(internal)?;
         let dirty = writer.flag();
+        let _ = shared.dirty.set(dirty.clone());
         let (s, hook) = (shared.clone(), on_complete.clone());
         let worker = std::thread::Builder::new()
             .name("trodo-delivery".into())
@@ -298,16 +309,22 @@ impl Delivery {
     /// Queues a request; returns at once (after the disk write with `sync`).
     pub fn enqueue(&self, request: Request) {
         let s = &*self.shared;
-        let body: Arc<[u8]> = request.body.to_string().into_bytes().into();
+        let body: Arc<[u8]> = request.body.into();
+        let is_event = request.path == wire::path::EVENT;
         let mut q = s.queue.lock();
         q.last_seq += 1;
         let seq = q.last_seq;
+        // The worker only needs waking when this item changes what it waits
+        // for: an empty queue, another call, or a batch that just filled up.
+        // Otherwise it wakes at the oldest event's flush_interval anyway.
+        q.tail_events = if is_event { q.tail_events + 1 } else { 0 };
+        let wake = q.items.is_empty() || !is_event || q.tail_events % s.config.flush_at.max(1) == 0;
         store::encode_item(seq, request.path, &body, &mut q.unwritten);
         q.bytes += body.len() as u64;
         q.items.push_back(Item {
             seq,
             path: Cow::Borrowed(request.path),
-            is_event: request.path == wire::path::EVENT,
+            is_event,
             body,
             tag: request.tag,
             enqueued: Instant::now(),
@@ -318,7 +335,9 @@ impl Delivery {
         let dropped = q.stats.dropped_queue_full - before;
         let to_write = s.config.sync.then(|| std::mem::take(&mut q.unwritten));
         drop(q);
-        s.work.notify_one();
+        if wake {
+            s.work.notify_one();
+        }
         for tag in dropped_tags {
             (self.on_complete)(tag, Outcome::Dropped(DropReason::QueueFull));
         }
@@ -331,6 +350,9 @@ impl Delivery {
         match to_write {
             Some(bytes) => s.write(&bytes),
             None => self.dirty.mark(),
+        }
+        if dropped > 0 {
+            s.settle();
         }
     }
 
@@ -383,6 +405,7 @@ impl Delivery {
         let (at, n) = (q.in_flight, q.items.len() - q.in_flight);
         let tags = s.drop_items(&mut q, at, n, DropReason::OptedOut);
         drop(q);
+        s.settle();
         s.done.notify_all();
         for tag in tags {
             (self.on_complete)(tag, Outcome::Dropped(DropReason::OptedOut));
@@ -464,32 +487,45 @@ impl Shared {
             .collect()
     }
 
-    /// Bookkeeping for items that left the queue: bytes, done marker, compaction.
+    /// Bookkeeping for items that left the queue: bytes and the done marker
+    /// (written by [`settle`](Self::settle), after the queue lock is released).
     fn finish(&self, q: &mut Queue, removed: &[Item]) {
-        let mut done = Vec::new();
         let mut dead = 0;
         for item in removed {
             q.bytes -= item.body.len() as u64;
             dead += item.disk_len();
         }
         if let (Some(first), Some(last)) = (removed.first(), removed.last()) {
-            store::encode_done(first.seq, last.seq, &mut done);
+            store::encode_done(first.seq, last.seq, &mut q.unwritten);
         }
-        // Unwritten records go first so the file stays in order.
-        let mut bytes = std::mem::take(&mut q.unwritten);
-        bytes.extend_from_slice(&done);
-        self.write(&bytes);
-        if self.store.add_dead(dead) {
-            let live: Vec<store::StoredItem> = q
-                .items
-                .iter()
-                .map(|i| store::StoredItem {
-                    seq: i.seq,
-                    path: i.path.to_string(),
-                    body: i.body.to_vec(),
-                })
-                .collect();
-            if let Err(e) = self.store.rewrite(&live) {
+        q.compact_due |= self.store.add_dead(dead);
+    }
+
+    /// Gets done markers to disk and compacts when due, never under the queue
+    /// lock (callers must not wait on the disk). With sync durability the
+    /// markers are written at once, so a crash re-sends as little as possible.
+    fn settle(&self) {
+        if self.config.sync {
+            self.write_unwritten();
+        } else if let Some(flag) = self.dirty.get() {
+            flag.mark();
+        }
+        if std::mem::take(&mut self.queue.lock().compact_due) {
+            // The snapshot is taken under the file lock, so no record can be
+            // appended to the old file after it and be lost by the rename.
+            let result = self.store.rewrite_with(|| {
+                self.queue
+                    .lock()
+                    .items
+                    .iter()
+                    .map(|i| store::StoredItem {
+                        seq: i.seq,
+                        path: i.path.to_string(),
+                        body: i.body.to_vec(),
+                    })
+                    .collect()
+            });
+            if let Err(e) = result {
                 self.diag
                     .report(format!("queue compaction failed (will retry): {e}"));
             }
@@ -630,6 +666,7 @@ fn run(s: &Shared, on_complete: &OnComplete) {
             if verdict != Verdict::Delivered && discarded > 0 {
                 let tags = s.drop_items(&mut q, 0, discarded, DropReason::OptedOut);
                 drop(q);
+                s.settle();
                 for tag in tags {
                     tell(tag, Outcome::Dropped(DropReason::OptedOut));
                 }
@@ -689,6 +726,7 @@ fn run(s: &Shared, on_complete: &OnComplete) {
                 }
             }
         }
+        s.settle();
         if let Some((reason, count, tags)) = dropped {
             s.diag.report(format!(
                 "dropped {count} item(s) sent to {route} ({}): {detail}",

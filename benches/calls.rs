@@ -1,0 +1,324 @@
+//! libtrodo's performance harness: caller cost of the hot calls (through the
+//! C ABI), the serde_json parse floor, delivery throughput, and the offline
+//! backlog. Prints one table. Run: `cargo bench --bench calls`
+//! (`-- --quick` for a short run). Numbers, not assertions: see BENCHMARKS.md.
+
+use std::ffi::{c_char, CString};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use trodo::ffi::*;
+
+const PROPS: &str = r#"{"plan":"pro","seats":12,"trial":false,"source":"bench","ratio":0.5}"#;
+
+/// A minimal loopback server: counts the events it accepts, answers `{}`.
+struct Sink {
+    url: String,
+    events: Arc<AtomicU64>,
+}
+
+fn sink() -> Sink {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let events = Arc::new(AtomicU64::new(0));
+    let counter = events.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let counter = counter.clone();
+            std::thread::spawn(move || serve(conn, &counter));
+        }
+    });
+    Sink { url, events }
+}
+
+fn serve(conn: TcpStream, events: &AtomicU64) {
+    let _ = conn.set_nodelay(true);
+    let mut writer = conn.try_clone().unwrap();
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let (mut len, mut gzip) = (0usize, false);
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h.trim().is_empty() {
+                break;
+            }
+            let lower = h.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            gzip |= lower.starts_with("content-encoding:") && lower.contains("gzip");
+        }
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if gzip {
+            let mut plain = Vec::new();
+            let _ = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain);
+            body = plain;
+        }
+        if path.starts_with("/api/events") {
+            let n = body.windows(11).filter(|w| w == b"\"insert_id\"").count();
+            events.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        let reply =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+        if writer.write_all(reply).is_err() {
+            return;
+        }
+    }
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("trodo-bench-{name}-{}", trodo::util::new_id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn init(api: &str, dir: &Path, extra: &str) {
+    let opts = format!(
+        r#"{{"api_base":"{api}","storage_dir":"{}"{extra}}}"#,
+        dir.display()
+    );
+    let site = c("bench-site");
+    let opts = c(&opts);
+    assert_eq!(
+        trodo_init(site.as_ptr(), opts.as_ptr()),
+        TrodoStatus::TRODO_OK
+    );
+}
+
+fn shutdown(ms: u32) {
+    let _ = trodo_shutdown(ms);
+}
+
+/// Median, p99, p99.9 of per-call nanoseconds.
+fn percentiles(mut ns: Vec<u64>) -> (f64, f64, f64) {
+    ns.sort_unstable();
+    let at = |q: f64| ns[((ns.len() as f64 - 1.0) * q) as usize] as f64 / 1000.0;
+    (at(0.5), at(0.99), at(0.999))
+}
+
+/// One measured call; its argument varies the ids used.
+type Op = fn(usize) -> TrodoStatus;
+
+/// Times `calls` calls of `op` on each of `threads` threads.
+fn caller_cost(threads: usize, calls: usize, op: Op) -> (f64, f64, f64) {
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut ns = Vec::with_capacity(calls);
+                for i in 0..calls {
+                    let start = Instant::now();
+                    let status = op(i + t * calls);
+                    ns.push(start.elapsed().as_nanos() as u64);
+                    assert_eq!(status, TrodoStatus::TRODO_OK);
+                }
+                ns
+            })
+        })
+        .collect();
+    percentiles(
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect(),
+    )
+}
+
+struct Strings {
+    event: CString,
+    props: CString,
+    key: CString,
+    ids: Vec<CString>,
+}
+
+static STRINGS: std::sync::OnceLock<Strings> = std::sync::OnceLock::new();
+static GROUP: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+fn s() -> &'static Strings {
+    STRINGS.get_or_init(|| Strings {
+        event: c("button_clicked"),
+        props: c(PROPS),
+        key: c("active_team"),
+        ids: (0..16).map(|i| c(&format!("team-{i}"))).collect(),
+    })
+}
+
+fn op_track(_: usize) -> TrodoStatus {
+    trodo_track(s().event.as_ptr(), s().props.as_ptr())
+}
+
+fn op_set_group(i: usize) -> TrodoStatus {
+    trodo_set_group(s().key.as_ptr(), s().ids[i % 16].as_ptr())
+}
+
+fn op_add_group(i: usize) -> TrodoStatus {
+    trodo_add_group(s().key.as_ptr(), s().ids[i % 16].as_ptr())
+}
+
+fn op_group_set(_: usize) -> TrodoStatus {
+    let g = *GROUP.get().unwrap() as *const TrodoGroup;
+    trodo_group_set(g, s().props.as_ptr())
+}
+
+fn floor(calls: usize) -> (f64, f64, f64) {
+    let mut ns = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let start = Instant::now();
+        let v: serde_json::Value = serde_json::from_str(std::hint::black_box(PROPS)).unwrap();
+        std::hint::black_box(v);
+        ns.push(start.elapsed().as_nanos() as u64);
+    }
+    percentiles(ns)
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn dead_address() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    let calls = 200_000 / scale;
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut row = |name: &str, value: String| {
+        println!("{name:<58} {value}");
+        rows.push((name.into(), value));
+    };
+
+    // 1 + 2: caller cost while delivery to a loopback server runs, and the floor.
+    let server = sink();
+    let dir = temp_dir("calls");
+    init(&server.url, &dir, "");
+    let group = trodo_get_group(c("company").as_ptr(), c("acme").as_ptr());
+    GROUP.set(group as usize).unwrap();
+    let (fm, f99, f999) = floor(calls);
+    row(
+        "floor: serde_json parse of the properties (µs)",
+        format!("median {fm:.2}  p99 {f99:.2}  p99.9 {f999:.2}"),
+    );
+    let ops: [(&str, Op); 4] = [
+        ("trodo_track (5 properties)", op_track),
+        ("trodo_set_group", op_set_group),
+        ("trodo_add_group", op_add_group),
+        ("trodo_group_set", op_group_set),
+    ];
+    for threads in [1, 4] {
+        for (name, op) in ops {
+            let (m, p99, p999) = caller_cost(threads, calls / threads, op);
+            let ratio = if name.starts_with("trodo_track") {
+                format!("  ÷floor {:.1}", m / fm)
+            } else {
+                String::new()
+            };
+            row(
+                &format!("{name}, {threads} thread(s) (µs)"),
+                format!("median {m:.2}  p99 {p99:.2}  p99.9 {p999:.2}{ratio}"),
+            );
+        }
+        let _ = trodo_flush(120_000);
+    }
+    trodo_group_free(group);
+    shutdown(60_000);
+
+    // 3: delivery throughput, gzip on and off.
+    for gzip in [true, false] {
+        let server = sink();
+        let dir = temp_dir("throughput");
+        init(
+            &server.url,
+            &dir,
+            &format!(r#","gzip":{gzip},"max_queue_items":1000000"#),
+        );
+        let n = 200_000 / scale as u64;
+        let start = Instant::now();
+        for _ in 0..n {
+            op_track(0);
+        }
+        let _ = trodo_flush(300_000);
+        while server.events.load(Ordering::Relaxed) < n {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        row(
+            &format!("delivery throughput, gzip {gzip} (events/s)"),
+            format!("{:.0}", n as f64 / secs),
+        );
+        shutdown(10_000);
+    }
+
+    // 4: offline backlog: memory and disk per event, then init time.
+    let backlog = 1_000_000 / scale as u64;
+    let dir = temp_dir("backlog");
+    let dead = dead_address();
+    let rss_before = rss_bytes();
+    init(
+        &dead,
+        &dir,
+        r#","max_queue_items":2000000,"max_queue_bytes":1000000000"#,
+    );
+    for _ in 0..backlog {
+        op_track(0);
+    }
+    std::thread::sleep(Duration::from_millis(500)); // the writer's last batch
+    let rss = rss_bytes().saturating_sub(rss_before);
+    let disk = std::fs::metadata(dir.join("queue.bin"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    row(
+        &format!("backlog of {backlog} events: resident memory (MiB)"),
+        format!("{:.1}", rss as f64 / 1048576.0),
+    );
+    row(
+        "backlog: disk bytes per event",
+        format!("{:.0}", disk as f64 / backlog as f64),
+    );
+    shutdown(0);
+
+    let n = 100_000 / scale;
+    let dir = temp_dir("init");
+    init(&dead, &dir, "");
+    for _ in 0..n {
+        op_track(0);
+    }
+    shutdown(0);
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        init(&dead, &dir, "");
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        shutdown(0);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    row(
+        &format!("trodo_init with {n} events queued on disk (ms, median of 5)"),
+        format!("{:.1}", times[2]),
+    );
+    let _ = rows;
+    let _: *const c_char = trodo_version();
+}
