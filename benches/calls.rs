@@ -253,16 +253,26 @@ fn main() {
         init(
             &server.url,
             &dir,
-            &format!(r#","gzip":{gzip},"max_queue_items":1000000"#),
+            &format!(r#","gzip":{gzip},"max_queue_items":1000000,"max_queue_bytes":1000000000"#),
         );
         let n = 200_000 / scale as u64;
         let start = Instant::now();
         for _ in 0..n {
             op_track(0);
         }
-        let _ = trodo_flush(300_000);
-        while server.events.load(Ordering::Relaxed) < n {
+        assert_eq!(trodo_flush(300_000), TrodoStatus::TRODO_OK);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.events.load(Ordering::Relaxed) < n && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
+        }
+        let got = server.events.load(Ordering::Relaxed);
+        if got != n {
+            let st = trodo_get_stats();
+            let text = unsafe { std::ffi::CStr::from_ptr(st) }
+                .to_string_lossy()
+                .into_owned();
+            trodo_string_free(st);
+            panic!("the server counted {got} of {n} events; stats: {text}");
         }
         let secs = start.elapsed().as_secs_f64();
         row(

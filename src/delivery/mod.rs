@@ -498,7 +498,7 @@ impl Shared {
         if let (Some(first), Some(last)) = (removed.first(), removed.last()) {
             store::encode_done(first.seq, last.seq, &mut q.unwritten);
         }
-        q.compact_due |= self.store.add_dead(dead);
+        q.compact_due |= self.store.add_dead(dead, q.bytes);
     }
 
     /// Gets done markers to disk and compacts when due, never under the queue

@@ -194,11 +194,14 @@ impl QueueStore {
         Ok(())
     }
 
-    /// Notes `bytes` of records as done; true when a compaction is due.
-    pub fn add_dead(&self, bytes: u64) -> bool {
+    /// Notes `bytes` of records as done; true when a compaction is due: when
+    /// done records outweigh both the threshold and the `live` bytes, so each
+    /// rewrite at least halves the file and its cost stays proportional to
+    /// what was delivered (a large backlog is not rewritten over and over).
+    pub fn add_dead(&self, bytes: u64, live: u64) -> bool {
         let mut d = self.dead_bytes.lock();
         *d += bytes;
-        *d > COMPACT_AFTER_DEAD_BYTES
+        *d > COMPACT_AFTER_DEAD_BYTES && *d > live
     }
 
     /// Replaces the file with just `live` items (temp file, fsync, rename).

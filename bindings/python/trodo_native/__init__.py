@@ -134,9 +134,21 @@ def _check_json(value: Any, path: str) -> None:
     raise TypeError(f"{path}: {type(value).__name__} is not JSON-serializable")
 
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def _json(value: Any, what: str) -> bytes:
-    _check_json(value, what)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    # The fast path encodes directly; only a failure walks the value to name
+    # the key at fault. Object keys must be strings at the top level (the
+    # encoder itself would silently stringify them).
+    if isinstance(value, Mapping) and not all(type(k) is str for k in value):
+        _check_json(value, what)
+    try:
+        return _ENCODE(value).encode("utf-8", "surrogatepass")
+    except (TypeError, ValueError):
+        _check_json(value, what)
+        raise TypeError(f"{what} cannot be represented in JSON") from None
 
 
 def _json_object(props: Optional[Properties], what: str) -> Optional[bytes]:
@@ -144,7 +156,7 @@ def _json_object(props: Optional[Properties], what: str) -> Optional[bytes]:
         return None
     if not isinstance(props, Mapping):
         raise TypeError(f"{what} must be a dict, got {type(props).__name__}")
-    return _json(dict(props), what)
+    return _json(props if type(props) is dict else dict(props), what)
 
 
 def _json_array(values: Sequence[JsonValue], what: str) -> bytes:

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every benchmark, one table: the Rust harness (caller cost, floor, throughput,
+# backlog, init) and the side-by-side against trodo-python. Not part of the
+# tests: numbers are reported, never asserted. `scripts/bench.sh --quick` runs
+# the Rust part at a tenth of the sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TRODO_PYTHON_VERSION=2.26.2
+
+cargo build --release --quiet
+printf '%-58s %s\n' "measurement" "result"
+printf '%-58s %s\n' "-----------" "------"
+cargo bench --quiet --bench calls -- "$@" 2>/dev/null
+
+venv=target/bench-venv
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+fi
+"$venv/bin/python" -m pip install -q "trodo-python==$TRODO_PYTHON_VERSION"
+rm -rf bindings/python/build bindings/python/*.egg-info
+"$venv/bin/python" -m pip install -q --force-reinstall --no-deps ./bindings/python
+rm -rf bindings/python/build bindings/python/*.egg-info
+TRODO_LIB="$PWD/target/release/libtrodo.so" "$venv/bin/python" benches/side_by_side.py
