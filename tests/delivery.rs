@@ -89,7 +89,8 @@ fn consecutive_events_coalesce_and_other_calls_go_between() {
 fn a_partial_batch_goes_when_its_oldest_item_is_flush_interval_old() {
     let server = FakeTrodo::start();
     let o = Options {
-        flush_interval: Duration::from_millis(50),
+        // Long enough that both calls land in one batch even on a loaded machine.
+        flush_interval: Duration::from_millis(300),
         ..options(server.url(), &temp_dir())
     };
     let c = Client::start(SITE, o).unwrap();
@@ -190,15 +191,16 @@ fn server_errors_and_network_failures_are_retried_with_stable_insert_ids() {
 fn a_429_pauses_everything_until_retry_after_and_loses_nothing() {
     let server = FakeTrodo::start();
     let mut o = options(server.url(), &temp_dir());
-    o.retry.max_retry_after = Duration::from_secs(2);
+    o.retry.max_retry_after = Duration::from_secs(10);
     let c = Client::start(SITE, o).unwrap();
-    server.script_faults([Fault::RetryAfter(429, "1".into())]);
+    // Three seconds: ample time to look while paused, even on a loaded machine.
+    server.script_faults([Fault::RetryAfter(429, "3".into())]);
     c.track("a", None, None).unwrap();
     c.set_group("company", "acme").unwrap();
     assert!(server.wait_for(1, WAIT));
     // Paused: the stats say until when, and nothing else was sent meanwhile.
     let mut paused = 0;
-    for _ in 0..200 {
+    for _ in 0..2000 {
         paused = c.stats().unwrap().paused_until_ms;
         if paused > 0 {
             break;
