@@ -754,6 +754,11 @@ fn compose_path(batch: &Batch) -> String {
 /// One item goes to its own route; several events go as one bulk body.
 fn compose(batch: &Batch) -> (String, Vec<u8>) {
     match batch {
+        [(path, body, _)] if path == wire::path::EVENT => {
+            let mut out = Vec::with_capacity(body.len() + 80);
+            wire::complete_event(body, &mut out);
+            (path.to_string(), out)
+        }
         [(path, body, _)] => (path.to_string(), body.to_vec()),
         _ => {
             let bodies: Vec<&[u8]> = batch.iter().map(|(_, b, _)| &b[..]).collect();
