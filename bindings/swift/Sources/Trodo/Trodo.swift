@@ -2,7 +2,7 @@ import CTrodo
 import Foundation
 
 /// A failed libtrodo call: the status and the library's message.
-public struct TrodoError: Error, Equatable, CustomStringConvertible {
+public struct TrodoError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Status: Int32, Sendable {
         case notInitialized = 1, alreadyInitialized = 2, invalidArgument = 3,
              invalidJSON = 4, storage = 5, timeout = 6, `internal` = 99, unknown = -1
