@@ -4,7 +4,7 @@
 //! (`-- --quick` for a short run). Numbers, not assertions: see BENCHMARKS.md.
 
 use std::ffi::{c_char, CString};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use trodo::ffi::*;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 const PROPS: &str = r#"{"plan":"pro","seats":12,"trial":false,"source":"bench","ratio":0.5}"#;
 
@@ -40,31 +43,13 @@ fn serve(conn: TcpStream, events: &AtomicU64) {
     let mut writer = conn.try_clone().unwrap();
     let mut reader = BufReader::new(conn);
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some((path, headers, mut body)) = support::read_request(&mut reader) else {
             return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let (mut len, mut gzip) = (0usize, false);
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h.trim().is_empty() {
-                break;
-            }
-            let lower = h.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-            gzip |= lower.starts_with("content-encoding:") && lower.contains("gzip");
-        }
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        if gzip {
+        };
+        if headers
+            .get("content-encoding")
+            .is_some_and(|v| v.contains("gzip"))
+        {
             let mut plain = Vec::new();
             let _ = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain);
             body = plain;

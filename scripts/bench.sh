@@ -13,12 +13,5 @@ printf '%-58s %s\n' "-----------" "------"
 cargo bench --quiet --bench calls -- "$@" 2>/dev/null
 
 venv=target/bench-venv
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip
-fi
-"$venv/bin/python" -m pip install -q "trodo-python==$TRODO_PYTHON_VERSION"
-rm -rf bindings/python/build bindings/python/*.egg-info
-"$venv/bin/python" -m pip install -q --force-reinstall --no-deps ./bindings/python
-rm -rf bindings/python/build bindings/python/*.egg-info
+scripts/py-venv.sh "$venv" "trodo-python==$TRODO_PYTHON_VERSION"
 TRODO_LIB="$PWD/target/release/libtrodo.so" "$venv/bin/python" benches/side_by_side.py

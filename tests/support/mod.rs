@@ -211,6 +211,40 @@ impl Drop for FakeTrodo {
     }
 }
 
+/// One HTTP/1.1 request: path, headers (names in lower case) and the raw
+/// body. `None` at the end of the connection. Shared by every loopback
+/// server in the tests and benchmarks.
+pub fn read_request(
+    reader: &mut impl BufRead,
+) -> Option<(String, HashMap<String, String>, Vec<u8>)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some((path, headers, body))
+}
+
 fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
     let mut writer = match conn.try_clone() {
         Ok(w) => w,
@@ -218,33 +252,9 @@ fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
     };
     let mut reader = BufReader::new(conn);
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some((path, headers, mut raw)) = read_request(&mut reader) else {
             return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let mut headers = HashMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut raw = vec![0; len];
-        if reader.read_exact(&mut raw).is_err() {
-            return;
-        }
+        };
         let wire_len = raw.len();
         if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
             let mut plain = Vec::new();
