@@ -216,7 +216,9 @@ impl Client {
         category: Option<&str>,
     ) -> Result<()> {
         let timestamp = now_ms();
-        let insert_id = new_id();
+        let id_bytes = crate::util::new_id_bytes();
+        // Hex digits and hyphens: always UTF-8.
+        let insert_id = std::str::from_utf8(&id_bytes).unwrap_or_default();
         self.mutate(|s, inner, out| {
             validate::name(event_name, "event_name")?;
             if let Some(c) = category {
@@ -231,7 +233,7 @@ impl Client {
                 &properties.unwrap_or_default(),
                 &inner.state.groups,
                 timestamp,
-                &insert_id,
+                insert_id,
             );
             out.push(Request {
                 path: wire::path::EVENT,

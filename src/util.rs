@@ -10,10 +10,15 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A fresh random UUID v4 in its hyphenated form. The bits come from a
-/// per-thread wyrand generator seeded from the OS once, not a system call
-/// per id: ids must be unique, not secret, and this sits on the track path.
+/// A fresh random UUID v4 in its hyphenated form.
 pub fn new_id() -> String {
+    String::from_utf8_lossy(&new_id_bytes()).into_owned()
+}
+
+/// [`new_id`] without an allocation, for the track path. The bits come from a
+/// per-thread wyrand generator seeded from the OS once, not a system call per
+/// id: ids must be unique, not secret.
+pub fn new_id_bytes() -> [u8; 36] {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0);
@@ -27,25 +32,41 @@ pub fn new_id() -> String {
         })
     };
     let bits = (u128::from(next()) << 64) | u128::from(next());
+    let mut out = [0u8; 36];
     uuid::Builder::from_random_bytes(bits.to_le_bytes())
         .into_uuid()
         .hyphenated()
-        .to_string()
+        .encode_lower(&mut out);
+    out
 }
 
 /// ISO 8601 UTC with milliseconds, e.g. `2026-11-26T13:46:14.123Z`.
 pub fn iso8601_ms(epoch_ms: u64) -> String {
+    String::from_utf8_lossy(&iso8601_ms_bytes(epoch_ms)).into_owned()
+}
+
+/// [`iso8601_ms`] without an allocation, written digit by digit: `format!`
+/// cost more than the rest of a track call.
+pub fn iso8601_ms_bytes(epoch_ms: u64) -> [u8; 24] {
     let secs = epoch_ms / 1000;
-    let ms = epoch_ms % 1000;
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y.clamp(0, 9999) as u64);
+    put(5, 2, u64::from(m));
+    put(8, 2, u64::from(d));
+    put(11, 2, rem / 3600);
+    put(14, 2, (rem / 60) % 60);
+    put(17, 2, rem % 60);
+    put(20, 3, epoch_ms % 1000);
+    out
 }
 
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm:

@@ -116,7 +116,7 @@ pub fn event(
     };
     let string = |out: &mut Vec<u8>, key: &str, value: &str| {
         field(out, key);
-        write_json(out, value);
+        write_str(out, value);
     };
     string(&mut out, "event_type", "custom");
     string(&mut out, "event_name", name);
@@ -127,11 +127,11 @@ pub fn event(
     );
     string(&mut out, "session_id", who.session_id);
     string(&mut out, "user_id", who.distinct_id);
-    string(
-        &mut out,
-        "timestamp",
-        &crate::util::iso8601_ms(timestamp_ms),
-    );
+    // Digits and separators only: no escaping needed.
+    field(&mut out, "timestamp");
+    out.push(b'"');
+    out.extend_from_slice(&crate::util::iso8601_ms_bytes(timestamp_ms));
+    out.push(b'"');
     string(&mut out, "insert_id", insert_id);
     field(&mut out, "custom_properties");
     out.push(b'{');
@@ -141,12 +141,15 @@ pub fn event(
             out.push(b',');
         }
         first = false;
-        write_json(out, key);
+        write_str(out, key);
         out.push(b':');
     };
     for (key, value) in custom_properties {
         entry(&mut out, key);
-        write_json(&mut out, value);
+        match value {
+            Value::String(text) => write_str(&mut out, text),
+            other => write_json(&mut out, other),
+        }
     }
     for (key, ids) in groups.iter() {
         if !custom_properties.contains_key(key) {
@@ -156,6 +159,22 @@ pub fn event(
     }
     out.extend_from_slice(b"}}");
     out
+}
+
+/// Appends a JSON string. Most strings here (ids, names, timestamps) need no
+/// escaping: they are copied in one go instead of byte by byte.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // No early exit, so the scan vectorizes.
+    let needs_escape = s.bytes().fold(false, |bad, b| {
+        bad | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if needs_escape {
+        write_json(out, s);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
 }
 
 /// Appends `value` as JSON (serializing into a Vec cannot fail).
@@ -453,12 +472,12 @@ mod tests {
         let who = Who {
             site_id: "s",
             session_id: "sess",
-            distinct_id: "u\"1",
+            distinct_id: "u\"1\n\\",
         };
         let mut groups = Memberships::default();
         groups.set("team", &["a".to_string(), "b".to_string()]);
         groups.set("company", &["acme".to_string()]);
-        let props = json!({"company": "mine", "n": 1.5})
+        let props = json!({"company": "mine", "n": 1.5, "q\"k": "t\u{1}x"})
             .as_object()
             .cloned()
             .unwrap();
@@ -474,10 +493,10 @@ mod tests {
             v,
             json!({
                 "event_type": "custom", "event_name": "clicked", "event_category": "custom",
-                "session_id": "sess", "user_id": "u\"1", "timestamp": "1970-01-01T00:00:00.000Z",
+                "session_id": "sess", "user_id": "u\"1\n\\", "timestamp": "1970-01-01T00:00:00.000Z",
                 "insert_id": "id-1", "page_data": null, "auto_event_data": null,
                 "element_data": null, "override_data": null,
-                "custom_properties": {"company": "mine", "n": 1.5, "team": ["a", "b"]},
+                "custom_properties": {"company": "mine", "n": 1.5, "q\"k": "t\u{1}x", "team": ["a", "b"]},
             })
         );
         let empty = event(
