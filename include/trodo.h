@@ -177,8 +177,9 @@ enum TrodoStatus trodo_init(const char *site_id, const char *options_json);
 // been sent (or dropped and reported). TRODO_ERR_TIMEOUT when time ran out.
 enum TrodoStatus trodo_flush(uint32_t timeout_ms);
 
-// Flushes for at most `timeout_ms`, then always stops: the state is written
-// and later calls give TRODO_ERR_NOT_INITIALIZED until trodo_init is called
+// Flushes for at most `timeout_ms`, then always stops: the state is written,
+// what could not be sent stays queued on disk for the next trodo_init, and
+// later calls give TRODO_ERR_NOT_INITIALIZED until trodo_init is called
 // again. Returns TRODO_ERR_TIMEOUT if the flush did not finish.
 enum TrodoStatus trodo_shutdown(uint32_t timeout_ms);
 

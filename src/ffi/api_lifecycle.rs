@@ -41,8 +41,9 @@ pub extern "C" fn trodo_flush(timeout_ms: u32) -> TrodoStatus {
     guard::status(|| global::current()?.flush(Duration::from_millis(timeout_ms.into())))
 }
 
-/// Flushes for at most `timeout_ms`, then always stops: the state is written
-/// and later calls give TRODO_ERR_NOT_INITIALIZED until trodo_init is called
+/// Flushes for at most `timeout_ms`, then always stops: the state is written,
+/// what could not be sent stays queued on disk for the next trodo_init, and
+/// later calls give TRODO_ERR_NOT_INITIALIZED until trodo_init is called
 /// again. Returns TRODO_ERR_TIMEOUT if the flush did not finish.
 #[no_mangle]
 pub extern "C" fn trodo_shutdown(timeout_ms: u32) -> TrodoStatus {
