@@ -215,7 +215,6 @@ pub struct Delivery {
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
     writer: Mutex<Option<Persister>>,
-    dirty: crate::state::DirtyFlag,
     on_complete: OnComplete,
 }
 
@@ -290,8 +289,7 @@ impl Delivery {
             }
         })
         .map_err(internal)?;
-        let dirty = writer.flag();
-        let _ = shared.dirty.set(dirty.clone());
+        let _ = shared.dirty.set(writer.flag());
         let (s, hook) = (shared.clone(), on_complete.clone());
         let worker = std::thread::Builder::new()
             .name("trodo-delivery".into())
@@ -301,7 +299,6 @@ impl Delivery {
             shared,
             worker: Mutex::new(Some(worker)),
             writer: Mutex::new(Some(writer)),
-            dirty,
             on_complete,
         })
     }
@@ -333,7 +330,6 @@ impl Delivery {
         let before = q.stats.dropped_queue_full;
         let dropped_tags = s.enforce_bounds(&mut q);
         let dropped = q.stats.dropped_queue_full - before;
-        let to_write = s.config.sync.then(|| std::mem::take(&mut q.unwritten));
         drop(q);
         if wake {
             s.work.notify_one();
@@ -347,12 +343,9 @@ impl Delivery {
                 s.config.max_queue_items, s.config.max_queue_bytes
             ));
         }
-        match to_write {
-            Some(bytes) => s.write(&bytes),
-            None => self.dirty.mark(),
-        }
+        s.persist_soon();
         if dropped > 0 {
-            s.settle();
+            s.compact_if_due();
         }
     }
 
@@ -505,25 +498,28 @@ impl Shared {
     /// lock (callers must not wait on the disk). With sync durability the
     /// markers are written at once, so a crash re-sends as little as possible.
     fn settle(&self) {
+        self.persist_soon();
+        self.compact_if_due();
+    }
+
+    /// Unwritten records go to disk now with sync durability, else within
+    /// persist_interval through the writer thread.
+    fn persist_soon(&self) {
         if self.config.sync {
             self.write_unwritten();
         } else if let Some(flag) = self.dirty.get() {
             flag.mark();
         }
+    }
+
+    fn compact_if_due(&self) {
         if std::mem::take(&mut self.queue.lock().compact_due) {
             // The snapshot is taken under the file lock, so no record can be
             // appended to the old file after it and be lost by the rename.
-            let result = self.store.rewrite_with(|| {
-                self.queue
-                    .lock()
-                    .items
-                    .iter()
-                    .map(|i| store::StoredItem {
-                        seq: i.seq,
-                        path: i.path.to_string(),
-                        body: i.body.to_vec(),
-                    })
-                    .collect()
+            let result = self.store.rewrite_with(|out| {
+                for i in &self.queue.lock().items {
+                    store::encode_item(i.seq, &i.path, &i.body, out);
+                }
             });
             if let Err(e) = result {
                 self.diag

@@ -206,22 +206,24 @@ impl QueueStore {
 
     /// Replaces the file with just `live` items (temp file, fsync, rename).
     pub fn rewrite(&self, live: &[StoredItem]) -> Result<()> {
-        self.rewrite_with(|| live.to_vec())
+        self.rewrite_with(|out| {
+            for item in live {
+                encode_item(item.seq, &item.path, &item.body, out);
+            }
+        })
     }
 
-    /// As `rewrite`, taking the live items while holding the file, so no
-    /// append can land in the old file after they were taken.
-    pub fn rewrite_with(&self, live: impl FnOnce() -> Vec<StoredItem>) -> Result<()> {
+    /// As `rewrite`, with `encode_live` appending the live item records while
+    /// the file is held, so no append can land in the old file after they
+    /// were taken.
+    pub fn rewrite_with(&self, encode_live: impl FnOnce(&mut Vec<u8>)) -> Result<()> {
         let mut guard = self.file.lock();
         if guard.is_none() {
             return Ok(());
         }
-        let live = live();
         let tmp = self.path.with_extension("tmp");
         let mut bytes = Vec::new();
-        for item in &live {
-            encode_item(item.seq, &item.path, &item.body, &mut bytes);
-        }
+        encode_live(&mut bytes);
         let write = || -> std::io::Result<File> {
             let mut f = File::create(&tmp)?;
             f.write_all(&bytes)?;
