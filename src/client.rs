@@ -62,6 +62,12 @@ impl Inner {
         self.generation += 1;
         self.generation
     }
+
+    /// Writes the state now, on this thread, as the newest snapshot.
+    fn save_now(&mut self, file: &StateFile) -> Result<()> {
+        let generation = self.next_generation();
+        file.save(&self.state, generation)
+    }
 }
 
 struct DeviceInfo {
@@ -173,12 +179,11 @@ impl Client {
             let body = wire::identify(&s.who(&inner.state), identify_id);
             let token = inner.hydration.issue(identify_id);
             out.push(Request {
-                path: wire::path::IDENTIFY,
-                body: body.to_string().into_bytes(),
                 tag: Tag::Identify {
                     token,
                     epoch: inner.epoch,
                 },
+                ..plain(wire::path::IDENTIFY, body)
             });
             inner.state.distinct_id = identify_id.to_string();
             Ok(true)
@@ -349,8 +354,7 @@ impl Client {
         {
             // Under the lock, so a late identify answer cannot slip in between.
             let mut inner = self.shared.inner.lock();
-            let generation = inner.next_generation();
-            if let Err(e) = self.shared.file.save(&inner.state, generation) {
+            if let Err(e) = inner.save_now(&self.shared.file) {
                 self.shared
                     .diag
                     .report(format!("final state write failed: {e}"));
@@ -384,8 +388,7 @@ impl Client {
             self.delivery.discard_all();
         }
         // The caller asked for this setting to survive a restart: write now.
-        let generation = inner.next_generation();
-        self.shared.file.save(&inner.state, generation)
+        inner.save_now(&self.shared.file)
     }
 
     pub fn is_opted_out(&self) -> Result<bool> {
@@ -444,10 +447,7 @@ impl Client {
         if changes_state {
             match s.options.durability {
                 // The caller asked for the disk write on its own thread.
-                Durability::Sync => {
-                    let generation = inner.next_generation();
-                    s.file.save(&inner.state, generation)?
-                }
+                Durability::Sync => inner.save_now(&s.file)?,
                 Durability::Batched => s.mark_dirty(),
             }
         }
