@@ -122,42 +122,32 @@ fn built() -> &'static PathBuf {
         args.extend(["-c", &harness_c, "-o", &harness_o]);
         compile(&cc, &args)?;
 
-        for name in C_PROGRAMS {
-            let src = tests_c.join(format!("{name}.c")).display().to_string();
-            let exe = out.join(name).display().to_string();
-            let mut args = c_flags.clone();
-            args.extend([
-                &src,
-                &harness_o,
-                "-o",
-                &exe,
-                &link_dir,
-                "-ltrodo",
-                "-lpthread",
-                "-lm",
-                &rpath,
-            ]);
-            compile(&cc, &args)?;
-        }
-        for name in CXX_PROGRAMS {
-            let src = tests_c.join(format!("{name}.cpp")).display().to_string();
-            let exe = out.join(name).display().to_string();
-            let mut args = vec!["-std=c++11"];
-            args.extend(WARNINGS);
-            args.extend([
-                "-g",
-                &include,
-                &include_c,
-                &src,
-                &harness_o,
-                "-o",
-                &exe,
-                &link_dir,
-                "-ltrodo",
-                "-lpthread",
-                &rpath,
-            ]);
-            compile(&cxx, &args)?;
+        // One C file of the harness is C++: the header's extern "C" guards.
+        for (compiler, std, ext, programs) in [
+            (&cc, "-std=c99", "c", C_PROGRAMS),
+            (&cxx, "-std=c++11", "cpp", CXX_PROGRAMS),
+        ] {
+            for name in programs {
+                let src = tests_c.join(format!("{name}.{ext}")).display().to_string();
+                let exe = out.join(name).display().to_string();
+                let mut args = vec![std];
+                args.extend(WARNINGS);
+                args.extend([
+                    "-g",
+                    &include,
+                    &include_c,
+                    &src,
+                    &harness_o,
+                    "-o",
+                    &exe,
+                    &link_dir,
+                    "-ltrodo",
+                    "-lpthread",
+                    "-lm",
+                    &rpath,
+                ]);
+                compile(compiler, &args)?;
+            }
         }
         // The README's quick start must keep compiling (it is not run: it
         // would talk to the real service).
