@@ -617,9 +617,9 @@ fn run(s: &Shared, on_complete: &OnComplete) {
             }
         };
         // A panic here must not end delivery: the batch is treated as rejected.
+        let (route, body) = compose(&batch);
         let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let (path, body) = compose(&batch);
-            transport.post(&path, body, s.config.gzip)
+            transport.post(&route, body, s.config.gzip)
         }))
         .unwrap_or_else(|_| Err("internal error while sending".into()));
         let (verdict, detail, reply) = match sent {
@@ -631,7 +631,6 @@ fn run(s: &Shared, on_complete: &OnComplete) {
             Err(e) => (Verdict::Retry, e, None),
         };
         let n = batch.len();
-        let route = compose_path(&batch);
         let tell = |tag: Tag, outcome: Outcome<'_>| {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 on_complete(tag, outcome)
@@ -739,13 +738,6 @@ fn run(s: &Shared, on_complete: &OnComplete) {
 }
 
 type Batch = [(Cow<'static, str>, Arc<[u8]>, Tag)];
-
-fn compose_path(batch: &Batch) -> String {
-    match batch {
-        [(path, _, _)] => path.to_string(),
-        _ => wire::path::EVENTS_BULK.to_string(),
-    }
-}
 
 /// One item goes to its own route; several events go as one bulk body.
 fn compose(batch: &Batch) -> (String, Vec<u8>) {
