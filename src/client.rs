@@ -107,6 +107,7 @@ impl Client {
                 sync: options.durability == Durability::Sync,
                 persist_interval: options.persist_interval,
                 ca_file: options.ca_file.clone(),
+                memory_queue_bytes: options.memory_queue_bytes.max(1),
             },
             diag.clone(),
             Arc::new(move |tag, outcome| {

@@ -39,6 +39,9 @@ pub struct Options {
     pub debug: bool,
     /// Not settable from JSON: Rust callers and tests may shorten the waits.
     pub retry: RetryPolicy,
+    /// Not settable from JSON: bodies of queued requests held in memory; the
+    /// rest of a backlog is read back from the queue file as this drains.
+    pub memory_queue_bytes: u64,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             ca_file: None,
             debug: false,
             retry: RetryPolicy::default(),
+            memory_queue_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -364,6 +364,139 @@ fn opt_out_discards_the_queue_records_nothing_and_survives_restarts() {
     c.shutdown(WAIT).unwrap();
 }
 
+/// Options whose queue holds at most `budget` bytes of bodies in memory.
+fn small_memory(api_base: &str, dir: &std::path::Path, budget: u64) -> Options {
+    Options {
+        memory_queue_bytes: budget,
+        max_queue_items: 10_000,
+        ..options(api_base, dir)
+    }
+}
+
+#[test]
+fn a_backlog_beyond_the_memory_budget_waits_on_disk_and_is_sent_in_order() {
+    const BUDGET: u64 = 4096;
+    let dir = temp_dir();
+    let pad = props(json!({"pad": "x".repeat(100)}));
+    let c = Client::start(SITE, small_memory(&dead_address(), &dir, BUDGET)).unwrap();
+    for i in 0..3000 {
+        c.track(&format!("b{i}"), pad.clone(), None).unwrap();
+    }
+    let s = c.stats().unwrap();
+    assert_eq!(
+        s.queued + s.in_flight,
+        3001,
+        "3000 events and a session registration"
+    );
+    assert!(s.queued_bytes > 3000 * 100, "{s:?}");
+    assert!(s.queued_memory_bytes <= BUDGET, "{s:?}");
+    c.shutdown(Duration::ZERO).ok();
+
+    // The next start loads only the head; the rest is read back as it drains,
+    // and what is tracked meanwhile waits behind it, on disk too.
+    let server = FakeTrodo::start();
+    let c = Client::start(SITE, small_memory(server.url(), &dir, BUDGET)).unwrap();
+    assert!(c.stats().unwrap().queued_memory_bytes <= BUDGET);
+    for i in 0..2000 {
+        c.track(&format!("c{i}"), pad.clone(), None).unwrap();
+    }
+    assert!(c.stats().unwrap().queued_memory_bytes <= BUDGET);
+    c.flush(WAIT).unwrap();
+    let expected: Vec<String> = (0..3000)
+        .map(|i| format!("b{i}"))
+        .chain((0..2000).map(|i| format!("c{i}")))
+        .collect();
+    assert_eq!(names(&server.events()), expected);
+    let s = c.stats().unwrap();
+    assert_eq!((s.queued, s.queued_bytes, s.queued_memory_bytes), (0, 0, 0));
+    assert_eq!(s.dropped(), 0);
+    c.shutdown(WAIT).unwrap();
+}
+
+#[test]
+fn a_full_queue_drops_the_oldest_of_what_waits_on_disk_too() {
+    let dir = temp_dir();
+    let o = Options {
+        max_queue_items: 500,
+        ..small_memory(&dead_address(), &dir, 2048)
+    };
+    let c = Client::start(SITE, o).unwrap();
+    for i in 0..1500 {
+        c.track(&format!("q{i}"), None, None).unwrap();
+    }
+    let s = c.stats().unwrap();
+    assert_eq!(s.queued + s.in_flight, 500);
+    assert_eq!(s.dropped_queue_full, 1501 - 500);
+    c.shutdown(Duration::ZERO).ok();
+
+    let server = FakeTrodo::start();
+    let again = Client::start(SITE, small_memory(server.url(), &dir, 2048)).unwrap();
+    again.flush(WAIT).unwrap();
+    // The 500 kept are the newest, except that what was in flight when the
+    // bound was hit (at most one batch, maybe the session registration) is
+    // never dropped.
+    let sessions = server.to_path("/api/sdk/track").len();
+    let sent: Vec<usize> = names(&server.events())
+        .iter()
+        .map(|n| n[1..].parse().unwrap())
+        .collect();
+    assert_eq!(sent.len() + sessions, 500);
+    assert!(sent.windows(2).all(|w| w[0] < w[1]), "in order, once each");
+    let newest = 500 - 50 - 1;
+    assert_eq!(
+        sent[sent.len() - newest..],
+        (1500 - newest..1500).collect::<Vec<_>>()[..]
+    );
+    again.shutdown(WAIT).unwrap();
+}
+
+#[test]
+fn opt_out_discards_what_waits_on_disk_and_it_never_comes_back() {
+    let dir = temp_dir();
+    let c = Client::start(SITE, small_memory(&dead_address(), &dir, 2048)).unwrap();
+    for i in 0..1000 {
+        c.track(&format!("d{i}"), None, None).unwrap();
+    }
+    assert!(c.stats().unwrap().queued_memory_bytes <= 2048);
+    c.set_opt_out(true).unwrap();
+    let s = c.stats().unwrap();
+    assert_eq!((s.queued, s.queued_bytes - s.queued_memory_bytes), (0, 0));
+    assert_eq!(s.dropped_opted_out + s.in_flight, 1001);
+    c.shutdown(Duration::ZERO).ok();
+
+    let server = FakeTrodo::start();
+    let c = Client::start(SITE, small_memory(server.url(), &dir, 2048)).unwrap();
+    c.set_opt_out(false).unwrap();
+    c.track("after", None, None).unwrap();
+    c.flush(WAIT).unwrap();
+    assert_eq!(names(&server.events()), ["after"]);
+    c.shutdown(WAIT).unwrap();
+}
+
+#[test]
+fn an_identify_waiting_on_disk_behind_a_backlog_still_hydrates() {
+    let server = FakeTrodo::start();
+    server.seed_memberships("user-9", "company", &["acme"]);
+    // The first request (the session registration) fails and backs off, so
+    // the calls below pile up and spill to disk before anything is sent.
+    server.script(&[503]);
+    let dir = temp_dir();
+    let mut o = small_memory(server.url(), &dir, 2048);
+    o.retry.initial_backoff = Duration::from_millis(500);
+    o.retry.max_backoff = Duration::from_millis(500);
+    let c = Client::start(SITE, o).unwrap();
+    for i in 0..200 {
+        c.track(&format!("e{i}"), None, None).unwrap();
+    }
+    c.identify("user-9").unwrap();
+    let s = c.stats().unwrap();
+    assert!(s.queued_memory_bytes < s.queued_bytes / 2, "{s:?}");
+    c.flush(WAIT).unwrap();
+    assert_eq!(c.groups().unwrap().to_json(), json!({"company": ["acme"]}));
+    assert_eq!(server.events().len(), 200);
+    c.shutdown(WAIT).unwrap();
+}
+
 #[test]
 fn a_damaged_queue_file_keeps_what_precedes_the_damage() {
     let dir = temp_dir();
@@ -458,10 +591,12 @@ fn child_roles() {
     match std::env::var("TRODO_CHILD").unwrap().as_str() {
         "crash" => {
             // With sync durability an event is on disk once track returns:
-            // each printed number is a promise the next start must keep.
+            // each printed number is a promise the next start must keep. A
+            // tiny memory budget makes most of the queue wait on disk only.
             let o = Options {
                 durability: trodo::Durability::Sync,
                 flush_at: 10,
+                memory_queue_bytes: 1024,
                 ..options(&api, &dir)
             };
             let c = Client::start(SITE, o).unwrap();

@@ -16,7 +16,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use serde_json::{json, Value};
 
 use crate::diag::Diagnostics;
@@ -24,11 +24,13 @@ use crate::error::Result;
 use crate::state::Persister;
 use crate::wire;
 use policy::{RetryPolicy, Verdict};
-use store::QueueStore;
+use store::{QueueStore, SpillRef, StoredItem};
 use transport::Transport;
 
 /// Largest batch body before compression (`trodo-wire.md`).
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// After a failed read-back of spilled items, the worker tries again after this.
+const REFILL_RETRY: Duration = Duration::from_secs(1);
 
 /// What the core wants sent.
 #[derive(Debug, Clone)]
@@ -62,6 +64,9 @@ pub enum DropReason {
     QueueFull,
     /// Discarded by `set_opt_out(true)`: the user's choice, not a failure.
     OptedOut,
+    /// Kept only on disk and then not found there again (the file was
+    /// damaged or removed while running).
+    Unreadable,
 }
 
 impl DropReason {
@@ -72,6 +77,7 @@ impl DropReason {
             DropReason::GaveUp => "gave_up",
             DropReason::QueueFull => "queue_full",
             DropReason::OptedOut => "opted_out",
+            DropReason::Unreadable => "unreadable",
         }
     }
 }
@@ -97,6 +103,10 @@ pub struct Config {
     pub sync: bool,
     pub persist_interval: Duration,
     pub ca_file: Option<PathBuf>,
+    /// Bodies held in memory: the oldest items up to this many bytes. Later
+    /// items stay only on disk until the head has drained to half of it, so a
+    /// large offline backlog costs memory only for a small reference per item.
+    pub memory_queue_bytes: u64,
 }
 
 /// Counts since start, in items (one event, one call), not requests.
@@ -105,6 +115,9 @@ pub struct Stats {
     /// Waiting, not counting what is in flight.
     pub queued: u64,
     pub queued_bytes: u64,
+    /// Bodies held in memory (in flight included); the rest of the queue is
+    /// only on disk until the worker reads it back.
+    pub queued_memory_bytes: u64,
     pub in_flight: u64,
     pub sent: u64,
     pub dropped_rejected: u64,
@@ -112,6 +125,7 @@ pub struct Stats {
     pub dropped_gave_up: u64,
     pub dropped_queue_full: u64,
     pub dropped_opted_out: u64,
+    pub dropped_unreadable: u64,
     /// Epoch ms until which a 429 paused sending; 0 when not paused.
     pub paused_until_ms: u64,
     /// Bytes of a damaged queue file that could not be read at start (moved
@@ -126,6 +140,7 @@ impl Stats {
             + self.dropped_gave_up
             + self.dropped_queue_full
             + self.dropped_opted_out
+            + self.dropped_unreadable
     }
 
     /// The `trodo_get_stats` object.
@@ -133,6 +148,7 @@ impl Stats {
         json!({
             "queued": self.queued,
             "queued_bytes": self.queued_bytes,
+            "queued_memory_bytes": self.queued_memory_bytes,
             "in_flight": self.in_flight,
             "sent": self.sent,
             "dropped": self.dropped(),
@@ -142,6 +158,7 @@ impl Stats {
                 "gave_up": self.dropped_gave_up,
                 "queue_full": self.dropped_queue_full,
                 "opted_out": self.dropped_opted_out,
+                "unreadable": self.dropped_unreadable,
             },
             "paused_until_ms": self.paused_until_ms,
             "corrupt_bytes": self.corrupt_bytes,
@@ -155,6 +172,7 @@ impl Stats {
             DropReason::GaveUp => self.dropped_gave_up += n,
             DropReason::QueueFull => self.dropped_queue_full += n,
             DropReason::OptedOut => self.dropped_opted_out += n,
+            DropReason::Unreadable => self.dropped_unreadable += n,
         }
     }
 }
@@ -170,13 +188,42 @@ struct Item {
 }
 
 impl Item {
+    /// An item read back from disk (at start or from the spilled part).
+    fn recovered(stored: StoredItem, tag: Tag, enqueued: Instant) -> Item {
+        let is_event = stored.path == wire::path::EVENT;
+        Item {
+            seq: stored.seq,
+            is_event,
+            // Events are nearly every item: no string of their own.
+            path: if is_event {
+                Cow::Borrowed(wire::path::EVENT)
+            } else {
+                Cow::Owned(stored.path)
+            },
+            body: stored.body.into(),
+            tag,
+            enqueued,
+            first_failure: None,
+        }
+    }
+
     fn disk_len(&self) -> u64 {
         store::item_record_len(&self.path, &self.body)
     }
 }
 
 struct Queue {
+    /// The head of the queue, bodies in memory.
     items: VecDeque<Item>,
+    /// Body bytes of `items`.
+    head_bytes: u64,
+    /// The rest of the queue, after `items`: only on disk (or in `unwritten`).
+    spilled: VecDeque<SpillRef>,
+    /// Tags of spilled requests, by seq (rare: only identify has one).
+    spilled_tags: VecDeque<(u64, Tag)>,
+    /// No read-back of spilled items before this (one just failed).
+    refill_not_before: Option<Instant>,
+    /// Body bytes of every queued item, in memory or spilled.
     bytes: u64,
     /// How many items at the front are being sent.
     in_flight: usize,
@@ -187,7 +234,7 @@ struct Queue {
     not_before: Option<Instant>,
     /// Records (items and done markers) not yet written.
     unwritten: Vec<u8>,
-    /// Enough of the file is done records: rewrite it (in `settle`).
+    /// Enough of the file is done records: rewrite it (in `compact_if_due`).
     compact_due: bool,
     /// Consecutive events at the back of the queue.
     tail_events: usize,
@@ -195,6 +242,58 @@ struct Queue {
     /// dropped too unless that attempt delivers it.
     discard_through: u64,
     stats: Stats,
+}
+
+impl Queue {
+    /// The oldest item not yet finished.
+    fn front_seq(&self) -> Option<u64> {
+        self.items
+            .front()
+            .map(|i| i.seq)
+            .or_else(|| self.spilled.front().map(|r| r.seq()))
+    }
+
+    fn len(&self) -> usize {
+        self.items.len() + self.spilled.len()
+    }
+
+    /// The spilled items to read back now, if the head has drained enough.
+    fn refill_wanted(&self, now: Instant, budget: u64) -> Option<Vec<u64>> {
+        if self.spilled.is_empty()
+            || self.head_bytes >= budget / 2
+            || self.refill_not_before.is_some_and(|t| t > now)
+        {
+            return None;
+        }
+        let mut room = budget - self.head_bytes;
+        let mut wanted = Vec::new();
+        for r in &self.spilled {
+            if !wanted.is_empty() && r.body_len() > room {
+                break;
+            }
+            room = room.saturating_sub(r.body_len());
+            wanted.push(r.seq());
+        }
+        Some(wanted)
+    }
+
+    fn push_head(&mut self, item: Item) {
+        self.head_bytes += item.body.len() as u64;
+        self.items.push_back(item);
+    }
+
+    /// Tags of spilled requests up to `seq`, removed.
+    fn take_spilled_tags(&mut self, through: u64) -> Vec<Tag> {
+        let mut tags = Vec::new();
+        while let Some(&(seq, tag)) = self.spilled_tags.front() {
+            if seq > through {
+                break;
+            }
+            self.spilled_tags.pop_front();
+            tags.push(tag);
+        }
+        tags
+    }
 }
 
 struct Shared {
@@ -226,7 +325,7 @@ impl Delivery {
         diag: Arc<Diagnostics>,
         on_complete: OnComplete,
     ) -> Result<Delivery> {
-        let (store, recovered) = QueueStore::open(&config.storage_dir)?;
+        let (store, recovered) = QueueStore::open(&config.storage_dir, config.memory_queue_bytes)?;
         if let Some(report) = &recovered.damage {
             diag.report(report.clone());
         }
@@ -234,40 +333,32 @@ impl Delivery {
         let due = Instant::now()
             .checked_sub(config.flush_interval)
             .unwrap_or_else(Instant::now);
-        let mut bytes = 0;
-        let items: VecDeque<Item> = recovered
-            .items
-            .into_iter()
-            .map(|s| {
-                bytes += s.body.len() as u64;
-                Item {
-                    seq: s.seq,
-                    is_event: s.path == wire::path::EVENT,
-                    path: Cow::Owned(s.path),
-                    body: s.body.into(),
-                    tag: Tag::None,
-                    enqueued: due,
-                    first_failure: None,
-                }
-            })
-            .collect();
+        let mut queue = Queue {
+            items: VecDeque::with_capacity(recovered.items.len()),
+            head_bytes: 0,
+            bytes: recovered.spilled.iter().map(|r| r.body_len()).sum(),
+            spilled: recovered.spilled.into(),
+            spilled_tags: VecDeque::new(),
+            refill_not_before: None,
+            in_flight: 0,
+            last_seq: recovered.last_seq,
+            flush_through: 0,
+            not_before: None,
+            unwritten: Vec::new(),
+            compact_due: false,
+            tail_events: 0,
+            discard_through: 0,
+            stats: Stats {
+                corrupt_bytes: recovered.damaged_bytes,
+                ..Stats::default()
+            },
+        };
+        for stored in recovered.items {
+            queue.bytes += stored.body.len() as u64;
+            queue.push_head(Item::recovered(stored, Tag::None, due));
+        }
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                items,
-                bytes,
-                in_flight: 0,
-                last_seq: recovered.last_seq,
-                flush_through: 0,
-                not_before: None,
-                unwritten: Vec::new(),
-                compact_due: false,
-                tail_events: 0,
-                discard_through: 0,
-                stats: Stats {
-                    corrupt_bytes: recovered.damaged_bytes,
-                    ..Stats::default()
-                },
-            }),
+            queue: Mutex::new(queue),
             work: Condvar::new(),
             done: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -286,6 +377,7 @@ impl Delivery {
         let writer = Persister::start(shared.config.persist_interval, move || {
             if let Some(s) = weak.upgrade() {
                 s.write_unwritten();
+                s.compact_if_due();
             }
         })
         .map_err(internal)?;
@@ -315,18 +407,34 @@ impl Delivery {
         // for: an empty queue, another call, or a batch that just filled up.
         // Otherwise it wakes at the oldest event's flush_interval anyway.
         q.tail_events = if is_event { q.tail_events + 1 } else { 0 };
-        let wake = q.items.is_empty() || !is_event || q.tail_events % s.config.flush_at.max(1) == 0;
+        let wake = q.len() == 0 || !is_event || q.tail_events % s.config.flush_at.max(1) == 0;
         store::encode_item(seq, request.path, &body, &mut q.unwritten);
         q.bytes += body.len() as u64;
-        q.items.push_back(Item {
-            seq,
-            path: Cow::Borrowed(request.path),
-            is_event,
-            body,
-            tag: request.tag,
-            enqueued: Instant::now(),
-            first_failure: None,
-        });
+        // Once one item is spilled, every later one is too, so that the head
+        // is always older than the spilled part.
+        let spill = !q.spilled.is_empty()
+            || (!q.items.is_empty()
+                && q.head_bytes + body.len() as u64 > s.config.memory_queue_bytes);
+        if spill {
+            q.spilled.push_back(SpillRef {
+                seq,
+                body_len: body.len() as u32,
+                path_len: request.path.len() as u16,
+            });
+            if request.tag != Tag::None {
+                q.spilled_tags.push_back((seq, request.tag));
+            }
+        } else {
+            q.push_head(Item {
+                seq,
+                path: Cow::Borrowed(request.path),
+                is_event,
+                body,
+                tag: request.tag,
+                enqueued: Instant::now(),
+                first_failure: None,
+            });
+        }
         let before = q.stats.dropped_queue_full;
         let dropped_tags = s.enforce_bounds(&mut q);
         let dropped = q.stats.dropped_queue_full - before;
@@ -344,9 +452,6 @@ impl Delivery {
             ));
         }
         s.persist_soon();
-        if dropped > 0 {
-            s.compact_if_due();
-        }
     }
 
     /// Waits until everything enqueued before this call has been sent or
@@ -358,9 +463,9 @@ impl Delivery {
         let target = q.last_seq;
         q.flush_through = q.flush_through.max(target);
         s.work.notify_one();
-        while q.items.front().is_some_and(|i| i.seq <= target) {
+        while q.front_seq().is_some_and(|seq| seq <= target) {
             if s.done.wait_until(&mut q, deadline).timed_out() {
-                return q.items.front().is_none_or(|i| i.seq > target);
+                return q.front_seq().is_none_or(|seq| seq > target);
             }
         }
         true
@@ -395,10 +500,11 @@ impl Delivery {
         let s = &*self.shared;
         let mut q = s.queue.lock();
         q.discard_through = q.last_seq;
-        let (at, n) = (q.in_flight, q.items.len() - q.in_flight);
-        let tags = s.drop_items(&mut q, at, n, DropReason::OptedOut);
+        let (at, n, spilled) = (q.in_flight, q.items.len() - q.in_flight, q.spilled.len());
+        let mut tags = s.drop_items(&mut q, at, n, DropReason::OptedOut);
+        tags.extend(s.drop_spilled(&mut q, spilled, DropReason::OptedOut));
         drop(q);
-        s.settle();
+        s.persist_soon();
         s.done.notify_all();
         for tag in tags {
             (self.on_complete)(tag, Outcome::Dropped(DropReason::OptedOut));
@@ -409,7 +515,8 @@ impl Delivery {
         let q = self.shared.queue.lock();
         let mut st = q.stats.clone();
         st.in_flight = q.in_flight as u64;
-        st.queued = (q.items.len() - q.in_flight) as u64;
+        st.queued = (q.len() - q.in_flight) as u64;
+        st.queued_memory_bytes = q.head_bytes;
         st.queued_bytes = q.bytes
             - q.items
                 .iter()
@@ -431,37 +538,124 @@ impl Drop for Delivery {
 }
 
 impl Shared {
-    /// Appends records and syncs them; a failure is reported, and the items
-    /// stay queued in memory.
-    fn write(&self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        if let Err(e) = self.store.append(bytes, true) {
+    /// Appends the unwritten records and syncs them. On failure they are
+    /// kept, ahead of newer ones, for the next write, and it is reported.
+    fn write_unwritten(&self) {
+        let taken = self
+            .store
+            .append_with(|| std::mem::take(&mut self.queue.lock().unwritten), true);
+        if let Err((mut bytes, e)) = taken {
+            let mut q = self.queue.lock();
+            bytes.extend_from_slice(&q.unwritten);
+            q.unwritten = bytes;
+            drop(q);
             self.diag.report(format!(
-                "queue write failed (items stay queued in memory): {e}"
+                "queue write failed (the records are kept in memory and written again later): {e}"
             ));
         }
     }
 
-    fn write_unwritten(&self) {
-        let bytes = std::mem::take(&mut self.queue.lock().unwritten);
-        self.write(&bytes);
-    }
-
-    /// Drops the oldest items not in flight while over a bound; returns how many.
+    /// Drops the oldest items not in flight while over a bound, first from
+    /// the head, then from the spilled part. Returns the dropped tags.
     fn enforce_bounds(&self, q: &mut Queue) -> Vec<Tag> {
-        let (mut items, mut bytes) = (q.items.len() as u64, q.bytes);
-        let mut n = 0;
-        while (items > self.config.max_queue_items || bytes > self.config.max_queue_bytes)
-            && q.items.len() > q.in_flight + n
-        {
+        let (mut items, mut bytes) = (q.len() as u64, q.bytes);
+        let over = |items: u64, bytes: u64| {
+            items > self.config.max_queue_items || bytes > self.config.max_queue_bytes
+        };
+        let (mut n, mut m) = (0, 0);
+        while over(items, bytes) && q.items.len() > q.in_flight + n {
             bytes -= q.items[q.in_flight + n].body.len() as u64;
             items -= 1;
             n += 1;
         }
+        while over(items, bytes) && m < q.spilled.len() {
+            bytes -= q.spilled[m].body_len();
+            items -= 1;
+            m += 1;
+        }
         let at = q.in_flight;
-        self.drop_items(q, at, n, DropReason::QueueFull)
+        let mut tags = self.drop_items(q, at, n, DropReason::QueueFull);
+        tags.extend(self.drop_spilled(q, m, DropReason::QueueFull));
+        tags
+    }
+
+    /// Removes the `n` oldest spilled items, counts them and marks them done.
+    fn drop_spilled(&self, q: &mut Queue, n: usize, reason: DropReason) -> Vec<Tag> {
+        let (Some(first), Some(last)) = (q.spilled.front(), q.spilled.get(n.wrapping_sub(1)))
+        else {
+            return Vec::new();
+        };
+        let (first, last) = (first.seq(), last.seq());
+        let mut dead = 0;
+        for r in q.spilled.drain(..n) {
+            q.bytes -= r.body_len();
+            dead += r.record_len();
+        }
+        q.stats.count(reason, n as u64);
+        store::encode_done(first, last, &mut q.unwritten);
+        q.compact_due |= self.store.add_dead(dead, q.bytes);
+        let tags = q.take_spilled_tags(last);
+        tags.into_iter().filter(|t| *t != Tag::None).collect()
+    }
+
+    /// Reads the `wanted` spilled items back into the head (on the worker,
+    /// with the queue unlocked while it reads). Items dropped meanwhile are
+    /// skipped. Items not found are dropped as unreadable: then the tags of
+    /// those the core asked to hear about are returned.
+    fn refill(&self, q: &mut MutexGuard<'_, Queue>, wanted: &[u64]) -> Option<Vec<Tag>> {
+        let read = MutexGuard::unlocked(q, || {
+            self.store
+                .read_spilled(wanted, |visit| visit(&self.queue.lock().unwritten))
+        });
+        let found = match read {
+            Ok(found) => found,
+            Err(e) => {
+                q.refill_not_before = Some(Instant::now() + REFILL_RETRY);
+                MutexGuard::unlocked(q, || {
+                    self.diag.report(format!(
+                        "queue read-back failed (will retry; the items stay queued): {e}"
+                    ))
+                });
+                return None;
+            }
+        };
+        q.refill_not_before = None;
+        // Waiting behind a backlog: due at once.
+        let due = Instant::now()
+            .checked_sub(self.config.flush_interval)
+            .unwrap_or_else(Instant::now);
+        let mut found = found.into_iter().peekable();
+        let (mut lost, mut lost_tags) = (0u64, Vec::new());
+        for &seq in wanted {
+            let item = found.next_if(|i| i.seq == seq);
+            if q.spilled.front().map(|r| r.seq()) != Some(seq) {
+                continue; // dropped while the file was read
+            }
+            let Some(r) = q.spilled.pop_front() else {
+                continue;
+            };
+            let tag = q.take_spilled_tags(seq).pop().unwrap_or(Tag::None);
+            match item {
+                Some(stored) => q.push_head(Item::recovered(stored, tag, due)),
+                None => {
+                    lost += 1;
+                    lost_tags.push(tag);
+                    q.bytes -= r.body_len();
+                    q.compact_due |= self.store.add_dead(r.record_len(), q.bytes);
+                    store::encode_done(seq, seq, &mut q.unwritten);
+                }
+            }
+        }
+        if lost == 0 {
+            return None;
+        }
+        q.stats.count(DropReason::Unreadable, lost);
+        MutexGuard::unlocked(q, || {
+            self.diag.report(format!(
+                "dropped {lost} queued item(s) that could not be read back from the queue file (unreadable)"
+            ))
+        });
+        Some(lost_tags.into_iter().filter(|t| *t != Tag::None).collect())
     }
 
     /// Removes `n` items starting at `at`, counts them, and marks them done on disk.
@@ -481,11 +675,12 @@ impl Shared {
     }
 
     /// Bookkeeping for items that left the queue: bytes and the done marker
-    /// (written by [`settle`](Self::settle), after the queue lock is released).
+    /// (written by [`persist_soon`](Self::persist_soon), after the queue lock is released).
     fn finish(&self, q: &mut Queue, removed: &[Item]) {
         let mut dead = 0;
         for item in removed {
             q.bytes -= item.body.len() as u64;
+            q.head_bytes -= item.body.len() as u64;
             dead += item.disk_len();
         }
         if let (Some(first), Some(last)) = (removed.first(), removed.last()) {
@@ -494,20 +689,14 @@ impl Shared {
         q.compact_due |= self.store.add_dead(dead, q.bytes);
     }
 
-    /// Gets done markers to disk and compacts when due, never under the queue
-    /// lock (callers must not wait on the disk). With sync durability the
-    /// markers are written at once, so a crash re-sends as little as possible.
-    fn settle(&self) {
-        self.persist_soon();
-        self.compact_if_due();
-    }
-
     /// Unwritten records go to disk now with sync durability, else within
-    /// persist_interval through the writer thread.
+    /// persist_interval through the writer thread, which also compacts when
+    /// due (never the caller's thread: a compaction copies the backlog).
     fn persist_soon(&self) {
         if self.config.sync {
             self.write_unwritten();
-        } else if let Some(flag) = self.dirty.get() {
+        }
+        if let Some(flag) = self.dirty.get() {
             flag.mark();
         }
     }
@@ -517,9 +706,11 @@ impl Shared {
             // The snapshot is taken under the file lock, so no record can be
             // appended to the old file after it and be lost by the rename.
             let result = self.store.rewrite_with(|out| {
-                for i in &self.queue.lock().items {
+                let q = self.queue.lock();
+                for i in &q.items {
                     store::encode_item(i.seq, &i.path, &i.body, out);
                 }
+                store::spill_range(q.spilled.front().zip(q.spilled.back()))
             });
             if let Err(e) = result {
                 self.diag
@@ -592,6 +783,10 @@ fn run(s: &Shared, on_complete: &OnComplete) {
     );
     let mut attempt = 0u32;
     let mut split_limit: Option<usize> = None;
+    let tell = |tag: Tag, outcome: Outcome<'_>| {
+        let _ =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_complete(tag, outcome)));
+    };
     loop {
         let batch = {
             let mut q = s.queue.lock();
@@ -599,7 +794,20 @@ fn run(s: &Shared, on_complete: &OnComplete) {
                 if s.stop.load(Ordering::Acquire) {
                     return;
                 }
-                match next_batch(&mut q, &s.config, split_limit, Instant::now()) {
+                let now = Instant::now();
+                if let Some(wanted) = q.refill_wanted(now, s.config.memory_queue_bytes) {
+                    if let Some(lost) = s.refill(&mut q, &wanted) {
+                        MutexGuard::unlocked(&mut q, || {
+                            for tag in lost {
+                                tell(tag, Outcome::Dropped(DropReason::Unreadable));
+                            }
+                            s.persist_soon();
+                            s.done.notify_all();
+                        });
+                    }
+                    continue;
+                }
+                match next_batch(&mut q, &s.config, split_limit, now) {
                     Next::Send(n) => {
                         q.in_flight = n;
                         break q
@@ -612,7 +820,10 @@ fn run(s: &Shared, on_complete: &OnComplete) {
                     Next::Wait(Some(t)) => {
                         s.work.wait_until(&mut q, t);
                     }
-                    Next::Wait(None) => s.work.wait(&mut q),
+                    Next::Wait(None) => match q.refill_not_before {
+                        Some(t) => drop(s.work.wait_until(&mut q, t)),
+                        None => s.work.wait(&mut q),
+                    },
                 }
             }
         };
@@ -631,11 +842,6 @@ fn run(s: &Shared, on_complete: &OnComplete) {
             Err(e) => (Verdict::Retry, e, None),
         };
         let n = batch.len();
-        let tell = |tag: Tag, outcome: Outcome<'_>| {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                on_complete(tag, outcome)
-            }));
-        };
         // The core hears an answer before the item leaves the queue, so a
         // flush that returns has seen its effects (e.g. identify hydration).
         if let (Verdict::Delivered, [(_, _, tag)]) = (verdict, batch.as_slice()) {
@@ -661,7 +867,7 @@ fn run(s: &Shared, on_complete: &OnComplete) {
             if verdict != Verdict::Delivered && discarded > 0 {
                 let tags = s.drop_items(&mut q, 0, discarded, DropReason::OptedOut);
                 drop(q);
-                s.settle();
+                s.persist_soon();
                 for tag in tags {
                     tell(tag, Outcome::Dropped(DropReason::OptedOut));
                 }
@@ -721,7 +927,8 @@ fn run(s: &Shared, on_complete: &OnComplete) {
                 }
             }
         }
-        s.settle();
+        s.persist_soon();
+        s.compact_if_due();
         if let Some((reason, count, tags)) = dropped {
             s.diag.report(format!(
                 "dropped {count} item(s) sent to {route} ({}): {detail}",

@@ -6,11 +6,18 @@
 //! Payload `I`: an item — `seq: u64 LE`, `path length: u16 LE`, path, body.
 //! Payload `D`: items `from..=to` are done (delivered or dropped).
 //!
+//! Item records appear in the file in increasing seq order, except for
+//! repeats of an item already written (a compaction can copy an item whose
+//! record was still waiting to be appended); readers skip a seq they have
+//! passed. Appends take the bytes to write while holding the file, so two
+//! writers cannot swap their order. That order is what lets the queue keep
+//! only a bounded head in memory and read the rest back by a file cursor.
+//!
 //! Loading keeps every intact record before the first damaged one; the
 //! damaged tail is moved to `queue.corrupt` and reported, never fatal.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
@@ -24,6 +31,8 @@ const CORRUPT_FILE: &str = "queue.corrupt";
 const MAX_RECORD: u32 = 64 * 1024 * 1024;
 /// Rewrite the file once this much of it is done records.
 const COMPACT_AFTER_DEAD_BYTES: u64 = 4 * 1024 * 1024;
+/// Record framing plus the fixed part of an item payload.
+const ITEM_OVERHEAD: u64 = 8 + 11;
 
 /// An item read back from disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,11 +42,37 @@ pub struct StoredItem {
     pub body: Vec<u8>,
 }
 
+/// An item kept only on disk: enough to count it, bound the queue by it and
+/// find it again. Packed, because a large offline backlog holds one per event.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, packed)]
+pub struct SpillRef {
+    pub seq: u64,
+    pub body_len: u32,
+    pub path_len: u16,
+}
+
+impl SpillRef {
+    pub fn seq(self) -> u64 {
+        self.seq
+    }
+
+    pub fn body_len(self) -> u64 {
+        u64::from(self.body_len)
+    }
+
+    pub fn record_len(self) -> u64 {
+        ITEM_OVERHEAD + u64::from(self.path_len) + u64::from(self.body_len)
+    }
+}
+
 /// What loading found.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Items not yet done, in seq order.
+    /// The oldest items not yet done, in seq order, up to `head_bytes` of bodies.
     pub items: Vec<StoredItem>,
+    /// The items not yet done after those, left on disk.
+    pub spilled: Vec<SpillRef>,
     /// The highest seq seen (items and done markers), so new seqs continue.
     pub last_seq: u64,
     /// Damage found and moved aside, for the report.
@@ -45,9 +80,18 @@ pub struct Recovered {
     pub damaged_bytes: u64,
 }
 
+struct FileState {
+    file: Option<File>,
+    /// Every spilled item's record is at or after this offset.
+    spill_cursor: u64,
+    /// Done ranges read at open: items in them are dead although their
+    /// records are still in the file, so a compaction must not copy them.
+    open_done: Vec<(u64, u64)>,
+}
+
 pub struct QueueStore {
     path: PathBuf,
-    file: Mutex<Option<File>>,
+    file: Mutex<FileState>,
     /// Held for the store's life: a second process gets `Storage`.
     lock: Mutex<Option<File>>,
     /// Bytes of records known to be done, for deciding when to compact.
@@ -74,7 +118,7 @@ pub fn encode_done(from: u64, to: u64, out: &mut Vec<u8>) {
 
 /// The size on disk of an item record.
 pub fn item_record_len(path: &str, body: &[u8]) -> u64 {
-    (8 + 11 + path.len() + body.len()) as u64
+    ITEM_OVERHEAD + (path.len() + body.len()) as u64
 }
 
 fn frame(payload: &[u8], out: &mut Vec<u8>) {
@@ -90,35 +134,93 @@ fn storage(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     )
 }
 
-enum Parsed {
-    Item(StoredItem),
-    Done(u64, u64),
+fn u64_at(payload: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        payload.get(at..at + 8)?.try_into().ok()?,
+    ))
 }
 
-fn parse(payload: &[u8]) -> Option<Parsed> {
-    let u64_at = |at: usize| {
-        payload
-            .get(at..at + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-    };
-    match payload.first()? {
-        b'I' => {
-            let seq = u64_at(1)?;
-            let len = u16::from_le_bytes(payload.get(9..11)?.try_into().ok()?) as usize;
-            let path = std::str::from_utf8(payload.get(11..11 + len)?)
-                .ok()?
-                .to_string();
-            let body = payload.get(11 + len..)?.to_vec();
-            Some(Parsed::Item(StoredItem { seq, path, body }))
-        }
-        b'D' => Some(Parsed::Done(u64_at(1)?, u64_at(9)?)),
-        _ => None,
+/// The seq of an item payload, read without copying it.
+fn item_seq(payload: &[u8]) -> Option<u64> {
+    (payload.first() == Some(&b'I')).then(|| u64_at(payload, 1))?
+}
+
+/// An item payload's path and body.
+fn item_parts(payload: &[u8]) -> Option<(&str, &[u8])> {
+    let len = u16::from_le_bytes(payload.get(9..11)?.try_into().ok()?) as usize;
+    let path = std::str::from_utf8(payload.get(11..11 + len)?).ok()?;
+    Some((path, payload.get(11 + len..)?))
+}
+
+fn done_range(payload: &[u8]) -> Option<(u64, u64)> {
+    (payload.first() == Some(&b'D')).then(|| Some((u64_at(payload, 1)?, u64_at(payload, 9)?)))?
+}
+
+/// Reads the next intact record's payload into `payload`; false at the end of
+/// the data or at damage (a torn, oversized, mis-checksummed or unknown record).
+fn read_record(r: &mut impl Read, payload: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut header = [0u8; 8];
+    if read_exact_or_eof(r, &mut header)? {
+        return Ok(false);
     }
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 || len > MAX_RECORD {
+        return Ok(false);
+    }
+    payload.resize(len as usize, 0);
+    if read_exact_or_eof(r, payload)? || crc32fast::hash(payload) != crc {
+        return Ok(false);
+    }
+    let known = item_seq(payload).is_some_and(|_| item_parts(payload).is_some())
+        || done_range(payload).is_some();
+    Ok(known)
+}
+
+/// Finds the items `wanted` (ascending seqs) in records read from `r`, in
+/// order, starting at `wanted[*next]`. A record past the wanted seq means
+/// the wanted one is not in the stream: it is skipped (the caller counts it).
+/// Returns the bytes consumed up to the last record looked at.
+fn take_wanted(
+    r: &mut impl Read,
+    wanted: &[u64],
+    next: &mut usize,
+    found: &mut Vec<StoredItem>,
+) -> std::io::Result<u64> {
+    let mut payload = Vec::new();
+    let mut consumed = 0u64;
+    while *next < wanted.len() && read_record(r, &mut payload)? {
+        consumed += 8 + payload.len() as u64;
+        let Some(seq) = item_seq(&payload) else {
+            continue;
+        };
+        while *next < wanted.len() && wanted[*next] < seq {
+            *next += 1;
+        }
+        if wanted.get(*next) == Some(&seq) {
+            if let Some((path, body)) = item_parts(&payload) {
+                found.push(StoredItem {
+                    seq,
+                    path: path.to_string(),
+                    body: body.to_vec(),
+                });
+            }
+            *next += 1;
+        }
+    }
+    Ok(consumed)
+}
+
+fn in_ranges(ranges: &[(u64, u64)], seq: u64) -> bool {
+    let idx = ranges.partition_point(|&(from, _)| from <= seq);
+    idx > 0 && ranges[idx - 1].1 >= seq
 }
 
 impl QueueStore {
-    /// Locks the directory for this process, then reads what is queued.
-    pub fn open(dir: &Path) -> Result<(QueueStore, Recovered)> {
+    /// Locks the directory for this process, then reads what is queued: the
+    /// oldest live items up to `head_bytes` of bodies in full, the rest as
+    /// [`SpillRef`]s.
+    pub fn open(dir: &Path, head_bytes: u64) -> Result<(QueueStore, Recovered)> {
         let lock_path = dir.join(LOCK_FILE);
         let lock = OpenOptions::new()
             .create(true)
@@ -135,23 +237,32 @@ impl QueueStore {
             .write(true)
             .open(&path)
             .map_err(|e| storage(&path, "cannot be opened", e))?;
-        let (recovered, good_len, dead) = read_all(&mut file, &path)?;
-        let file_len = file.metadata().map(|m| m.len()).unwrap_or(good_len);
+        let loaded = read_all(&mut file, &path, head_bytes)?;
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(loaded.good_len);
         let store = QueueStore {
             path,
-            file: Mutex::new(Some(file)),
+            file: Mutex::new(FileState {
+                file: Some(file),
+                spill_cursor: loaded.spill_cursor,
+                open_done: loaded.done,
+            }),
             lock: Mutex::new(Some(lock)),
-            dead_bytes: Mutex::new(dead),
+            dead_bytes: Mutex::new(loaded.dead),
         };
-        let mut recovered = recovered;
-        if good_len < file_len {
-            recovered.damage = Some(store.quarantine_tail(good_len, file_len)?);
-            recovered.damaged_bytes = file_len - good_len;
+        let mut recovered = loaded.recovered;
+        if loaded.good_len < file_len {
+            recovered.damage = Some(store.quarantine_tail(loaded.good_len, file_len)?);
+            recovered.damaged_bytes = file_len - loaded.good_len;
         }
-        if recovered.items.is_empty() && good_len > 0 {
-            store.rewrite(&[])?;
-        } else if dead > COMPACT_AFTER_DEAD_BYTES {
-            store.rewrite(&recovered.items)?;
+        let nothing_live = recovered.items.is_empty() && recovered.spilled.is_empty();
+        if (nothing_live && loaded.good_len > 0) || loaded.dead > COMPACT_AFTER_DEAD_BYTES {
+            let spilled = spill_range(recovered.spilled.first().zip(recovered.spilled.last()));
+            store.rewrite_with(|out| {
+                for item in &recovered.items {
+                    encode_item(item.seq, &item.path, &item.body, out);
+                }
+                spilled
+            })?;
         }
         Ok((store, recovered))
     }
@@ -160,6 +271,7 @@ impl QueueStore {
     fn quarantine_tail(&self, good_len: u64, file_len: u64) -> Result<String> {
         let mut guard = self.file.lock();
         let file = guard
+            .file
             .as_mut()
             .ok_or_else(|| storage(&self.path, "is closed", "closed"))?;
         let aside = self.path.with_file_name(CORRUPT_FILE);
@@ -181,17 +293,61 @@ impl QueueStore {
     }
 
     /// Appends encoded records; with `sync`, they are on disk when this returns.
+    #[cfg(test)]
     pub fn append(&self, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+        self.append_with(|| bytes.to_vec(), sync)
+            .map_err(|(_, e)| e)
+    }
+
+    /// Appends the records `take` hands over, taken while the file is held so
+    /// that concurrent writers append in the order they took. On failure the
+    /// bytes are returned so that the caller can keep them.
+    pub fn append_with(
+        &self,
+        take: impl FnOnce() -> Vec<u8>,
+        sync: bool,
+    ) -> std::result::Result<(), (Vec<u8>, std::io::Error)> {
         let mut guard = self.file.lock();
-        let Some(file) = guard.as_mut() else {
+        let bytes = take();
+        let Some(file) = guard.file.as_mut() else {
             return Ok(()); // closed at shutdown: a late writer changes nothing
         };
-        file.seek(SeekFrom::End(0))?;
-        file.write_all(bytes)?;
-        if sync {
-            file.sync_data()?;
+        if bytes.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let written = file
+            .seek(SeekFrom::End(0))
+            .and_then(|_| file.write_all(&bytes))
+            .and_then(|_| if sync { file.sync_data() } else { Ok(()) });
+        written.map_err(|e| (bytes, e))
+    }
+
+    /// Reads back the spilled items `wanted` (ascending seqs) from the cursor
+    /// on, then from `pending` (the records not yet appended, which follow the
+    /// file). Moves the cursor past what it read. An item that is not found
+    /// is left out of the result.
+    pub fn read_spilled(
+        &self,
+        wanted: &[u64],
+        pending: impl FnOnce(&mut dyn FnMut(&[u8])),
+    ) -> std::io::Result<Vec<StoredItem>> {
+        let mut guard = self.file.lock();
+        let st = &mut *guard;
+        let Some(file) = st.file.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let (mut next, mut found) = (0, Vec::with_capacity(wanted.len()));
+        file.seek(SeekFrom::Start(st.spill_cursor))?;
+        let mut reader = BufReader::with_capacity(256 * 1024, &mut *file);
+        st.spill_cursor += take_wanted(&mut reader, wanted, &mut next, &mut found)?;
+        if next < wanted.len() {
+            let mut result = Ok(0);
+            pending(&mut |mut bytes: &[u8]| {
+                result = take_wanted(&mut bytes, wanted, &mut next, &mut found);
+            });
+            result?;
+        }
+        Ok(found)
     }
 
     /// Notes `bytes` of records as done; true when a compaction is due: when
@@ -204,29 +360,31 @@ impl QueueStore {
         *d > COMPACT_AFTER_DEAD_BYTES && *d > live
     }
 
-    /// Replaces the file with just `live` items (temp file, fsync, rename).
-    pub fn rewrite(&self, live: &[StoredItem]) -> Result<()> {
-        self.rewrite_with(|out| {
-            for item in live {
-                encode_item(item.seq, &item.path, &item.body, out);
-            }
-        })
-    }
-
-    /// As `rewrite`, with `encode_live` appending the live item records while
-    /// the file is held, so no append can land in the old file after they
-    /// were taken.
-    pub fn rewrite_with(&self, encode_live: impl FnOnce(&mut Vec<u8>)) -> Result<()> {
+    /// Replaces the file with just the live items (temp file, fsync, rename).
+    /// `encode_head` appends the records of the items held in memory and
+    /// returns the seq range of the spilled ones, whose records are then
+    /// copied from the old file. It runs while the file is held, so no
+    /// append can land in the old file after it.
+    pub fn rewrite_with(
+        &self,
+        encode_head: impl FnOnce(&mut Vec<u8>) -> Option<(u64, u64)>,
+    ) -> Result<()> {
         let mut guard = self.file.lock();
-        if guard.is_none() {
+        let st = &mut *guard;
+        let Some(old) = st.file.as_mut() else {
             return Ok(());
-        }
+        };
         let tmp = self.path.with_extension("tmp");
-        let mut bytes = Vec::new();
-        encode_live(&mut bytes);
-        let write = || -> std::io::Result<File> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
+        let mut head = Vec::new();
+        let spilled = encode_head(&mut head);
+        let (cursor, open_done) = (st.spill_cursor, &st.open_done);
+        let mut write = || -> std::io::Result<File> {
+            let mut out = BufWriter::with_capacity(256 * 1024, File::create(&tmp)?);
+            out.write_all(&head)?;
+            if let Some((first, last)) = spilled {
+                copy_spilled(old, cursor, first, last, open_done, &mut out)?;
+            }
+            let f = out.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
             fs::rename(&tmp, &self.path)?;
             #[cfg(unix)]
@@ -234,18 +392,56 @@ impl QueueStore {
             OpenOptions::new().read(true).write(true).open(&self.path)
         };
         let file = write().map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
-        *guard = Some(file);
+        *st = FileState {
+            file: Some(file),
+            spill_cursor: head.len() as u64,
+            open_done: Vec::new(),
+        };
         *self.dead_bytes.lock() = 0;
         Ok(())
     }
 
     /// Closes the file and releases the directory lock.
     pub fn close(&self) {
-        if let Some(f) = self.file.lock().take() {
+        if let Some(f) = self.file.lock().file.take() {
             let _ = f.sync_all();
         }
         self.lock.lock().take();
     }
+}
+
+/// The seq range of the spilled items from their first and last, for a
+/// compaction to copy.
+pub fn spill_range(ends: Option<(&SpillRef, &SpillRef)>) -> Option<(u64, u64)> {
+    ends.map(|(first, last)| (first.seq(), last.seq()))
+}
+
+/// Copies the item records with seqs in `first..=last` from `old` (from
+/// `cursor` on, each seq once, none that `done` covers) to `out`.
+fn copy_spilled(
+    old: &mut File,
+    cursor: u64,
+    first: u64,
+    last: u64,
+    done: &[(u64, u64)],
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    old.seek(SeekFrom::Start(cursor))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, &mut *old);
+    let (mut payload, mut frame_buf) = (Vec::new(), Vec::new());
+    let mut copied_through = first.saturating_sub(1);
+    while read_record(&mut reader, &mut payload)? {
+        let Some(seq) = item_seq(&payload) else {
+            continue;
+        };
+        if seq > copied_through && seq <= last && !in_ranges(done, seq) {
+            frame_buf.clear();
+            frame(&payload, &mut frame_buf);
+            out.write_all(&frame_buf)?;
+            copied_through = seq;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -272,49 +468,63 @@ fn lock_exclusive(_lock: &File, _dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads every intact record; returns what is live, where the intact part
-/// ends, and how many bytes are done records.
-fn read_all(file: &mut File, path: &Path) -> Result<(Recovered, u64, u64)> {
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| storage(path, "cannot be read", e))?;
+struct Loaded {
+    recovered: Recovered,
+    /// Where the intact part of the file ends.
+    good_len: u64,
+    /// Bytes of done item records.
+    dead: u64,
+    done: Vec<(u64, u64)>,
+    spill_cursor: u64,
+}
+
+/// Reads every intact record in one pass. Items are taken in full until
+/// `head_bytes` of bodies, then only as references; which of them are done is
+/// known at the end, when every done marker has been seen.
+fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<Loaded> {
+    let io = |e| storage(path, "cannot be read", e);
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut reader = BufReader::with_capacity(1 << 20, &mut *file);
-    let mut items: Vec<StoredItem> = Vec::new();
+    let mut head: Vec<StoredItem> = Vec::new();
+    let mut head_body_bytes = 0u64;
+    let mut spilled: Vec<SpillRef> = Vec::new();
+    let mut spill_cursor = None;
     let mut done: Vec<(u64, u64)> = Vec::new();
-    let mut good_len = 0u64;
-    let mut last_seq = 0u64;
-    let mut header = [0u8; 8];
-    loop {
-        if read_exact_or_eof(&mut reader, &mut header)
-            .map_err(|e| storage(path, "cannot be read", e))?
-        {
-            break;
+    let (mut good_len, mut last_seq, mut last_item) = (0u64, 0u64, 0u64);
+    let mut payload = Vec::new();
+    while read_record(&mut reader, &mut payload).map_err(io)? {
+        let at = good_len;
+        good_len += 8 + payload.len() as u64;
+        if let Some(range) = done_range(&payload) {
+            last_seq = last_seq.max(range.1);
+            done.push(range);
+            continue;
         }
-        let len = u32::from_le_bytes(header[0..4].try_into().unwrap_or([0; 4]));
-        let crc = u32::from_le_bytes(header[4..8].try_into().unwrap_or([0; 4]));
-        if len == 0 || len > MAX_RECORD {
-            break;
+        let (Some(seq), Some((item_path, body))) = (item_seq(&payload), item_parts(&payload))
+        else {
+            continue;
+        };
+        last_seq = last_seq.max(seq);
+        if seq <= last_item {
+            continue; // a repeat (see the module doc)
         }
-        let mut payload = vec![0u8; len as usize];
-        if read_exact_or_eof(&mut reader, &mut payload)
-            .map_err(|e| storage(path, "cannot be read", e))?
-        {
-            break;
+        last_item = seq;
+        let fits = head.is_empty() || head_body_bytes + body.len() as u64 <= head_bytes;
+        if spill_cursor.is_none() && fits {
+            head_body_bytes += body.len() as u64;
+            head.push(StoredItem {
+                seq,
+                path: item_path.to_string(),
+                body: body.to_vec(),
+            });
+        } else {
+            spill_cursor.get_or_insert(at);
+            spilled.push(SpillRef {
+                seq,
+                body_len: body.len() as u32,
+                path_len: item_path.len() as u16,
+            });
         }
-        if crc32fast::hash(&payload) != crc {
-            break;
-        }
-        match parse(&payload) {
-            Some(Parsed::Item(item)) => {
-                last_seq = last_seq.max(item.seq);
-                items.push(item);
-            }
-            Some(Parsed::Done(from, to)) => {
-                last_seq = last_seq.max(to);
-                done.push((from, to));
-            }
-            None => break,
-        }
-        good_len += 8 + u64::from(len);
     }
     done.sort_unstable();
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(done.len());
@@ -324,31 +534,34 @@ fn read_all(file: &mut File, path: &Path) -> Result<(Recovered, u64, u64)> {
             _ => merged.push((from, to)),
         }
     }
-    let is_done = |seq: u64| {
-        let idx = merged.partition_point(|&(from, _)| from <= seq);
-        idx > 0 && merged[idx - 1].1 >= seq
-    };
     let mut dead = 0u64;
-    let mut live = Vec::with_capacity(items.len());
-    for item in items {
-        if is_done(item.seq) {
-            dead += item_record_len(&item.path, &item.body);
+    head.retain(|i| {
+        let gone = in_ranges(&merged, i.seq);
+        dead += if gone {
+            item_record_len(&i.path, &i.body)
         } else {
-            live.push(item);
-        }
-    }
-    live.sort_by_key(|i| i.seq);
-    live.dedup_by_key(|i| i.seq);
-    Ok((
-        Recovered {
-            items: live,
+            0
+        };
+        !gone
+    });
+    spilled.retain(|r| {
+        let gone = in_ranges(&merged, r.seq());
+        dead += if gone { r.record_len() } else { 0 };
+        !gone
+    });
+    Ok(Loaded {
+        recovered: Recovered {
+            items: head,
+            spilled,
             last_seq,
             damage: None,
             damaged_bytes: 0,
         },
         good_len,
         dead,
-    ))
+        done: merged,
+        spill_cursor: spill_cursor.unwrap_or(good_len),
+    })
 }
 
 /// Fills `buf`; true at a clean or torn end of file.
@@ -391,7 +604,7 @@ mod tests {
     #[test]
     fn items_and_done_markers_round_trip() {
         let d = dir();
-        let (store, rec) = QueueStore::open(&d).unwrap();
+        let (store, rec) = QueueStore::open(&d, u64::MAX).unwrap();
         assert!(rec.items.is_empty() && rec.damage.is_none());
         store.append(&items(5), true).unwrap();
         let mut done = Vec::new();
@@ -399,7 +612,7 @@ mod tests {
         encode_done(4, 4, &mut done);
         store.append(&done, true).unwrap();
         store.close();
-        let (_store, rec) = QueueStore::open(&d).unwrap();
+        let (_store, rec) = QueueStore::open(&d, u64::MAX).unwrap();
         let seqs: Vec<u64> = rec.items.iter().map(|i| i.seq).collect();
         assert_eq!(seqs, [3, 5]);
         assert_eq!(rec.items[0].body, b"{\"n\":3}");
@@ -410,7 +623,7 @@ mod tests {
     #[test]
     fn a_torn_or_scribbled_tail_keeps_everything_before_it() {
         let d = dir();
-        let (store, _) = QueueStore::open(&d).unwrap();
+        let (store, _) = QueueStore::open(&d, u64::MAX).unwrap();
         store.append(&items(10), true).unwrap();
         store.close();
         let path = d.join(QUEUE_FILE);
@@ -420,7 +633,7 @@ mod tests {
         let mut bad = full.clone();
         bad[record * 6 + 12] ^= 0xFF;
         fs::write(&path, &bad).unwrap();
-        let (store, rec) = QueueStore::open(&d).unwrap();
+        let (store, rec) = QueueStore::open(&d, u64::MAX).unwrap();
         assert_eq!(rec.items.len(), 6);
         let report = rec.damage.unwrap();
         assert!(
@@ -438,7 +651,7 @@ mod tests {
         let len = fs::metadata(&path).unwrap().len();
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 3).unwrap();
-        let (_s, rec) = QueueStore::open(&d).unwrap();
+        let (_s, rec) = QueueStore::open(&d, u64::MAX).unwrap();
         assert_eq!(rec.items.len(), 6);
         assert!(rec.damage.is_some());
     }
@@ -446,24 +659,109 @@ mod tests {
     #[test]
     fn a_second_opener_is_refused_until_the_first_closes() {
         let d = dir();
-        let (first, _) = QueueStore::open(&d).unwrap();
-        let err = QueueStore::open(&d).err().unwrap();
+        let (first, _) = QueueStore::open(&d, u64::MAX).unwrap();
+        let err = QueueStore::open(&d, u64::MAX).err().unwrap();
         assert_eq!(err.kind, ErrorKind::Storage);
         assert!(err.message.contains("in use"), "{err}");
         first.close();
-        assert!(QueueStore::open(&d).is_ok());
+        assert!(QueueStore::open(&d, u64::MAX).is_ok());
+    }
+
+    fn seqs(items: &[StoredItem]) -> Vec<u64> {
+        items.iter().map(|i| i.seq).collect()
+    }
+
+    /// Items 1..=10 with bodies of 7 bytes, 6 and 7 done.
+    fn ten_with_a_hole(d: &Path) {
+        let (store, _) = QueueStore::open(d, u64::MAX).unwrap();
+        let mut bytes = items(10);
+        encode_done(6, 7, &mut bytes);
+        store.append(&bytes, true).unwrap();
+        store.close();
+    }
+
+    #[test]
+    fn past_the_head_budget_items_are_references_read_back_by_cursor() {
+        let d = dir();
+        ten_with_a_hole(&d);
+        // Bodies `{"n":1}` are 7 bytes: a 15-byte head holds two items.
+        let (store, rec) = QueueStore::open(&d, 15).unwrap();
+        assert_eq!(seqs(&rec.items), [1, 2]);
+        let spilled: Vec<u64> = rec.spilled.iter().map(|r| r.seq()).collect();
+        assert_eq!(spilled, [3, 4, 5, 8, 9, 10]);
+        assert_eq!(rec.spilled[0].body_len(), 7);
+        assert_eq!(
+            rec.spilled[0].record_len(),
+            item_record_len("/api/events", b"{\"n\":3}")
+        );
+
+        let none = |_: &mut dyn FnMut(&[u8])| {};
+        let got = store.read_spilled(&[3, 4], none).unwrap();
+        assert_eq!(seqs(&got), [3, 4]);
+        assert_eq!(got[1].body, b"{\"n\":4}");
+        // A repeat of an earlier item and a new one are appended; item 12 is
+        // still waiting in memory. The cursor went past 3 and 4 already.
+        let mut more = Vec::new();
+        encode_item(2, "/api/events", b"{\"n\":2}", &mut more);
+        encode_item(11, "/api/events", b"{\"n\":11}", &mut more);
+        store.append(&more, true).unwrap();
+        let mut pending = Vec::new();
+        encode_item(12, "/api/events", b"{\"n\":12}", &mut pending);
+        let got = store
+            .read_spilled(&[5, 8, 9, 10, 11, 12], |visit| visit(&pending))
+            .unwrap();
+        assert_eq!(seqs(&got), [5, 8, 9, 10, 11, 12]);
+        assert_eq!(got[5].body, b"{\"n\":12}");
+        // One that is nowhere is left out; the ones after it are still found.
+        let got = store.read_spilled(&[13, 14], |visit| {
+            let mut p = Vec::new();
+            encode_item(14, "/api/events", b"{}", &mut p);
+            visit(&p)
+        });
+        assert_eq!(seqs(&got.unwrap()), [14]);
+        store.close();
+    }
+
+    #[test]
+    fn a_compaction_copies_the_spilled_records_but_not_the_done_ones() {
+        let d = dir();
+        ten_with_a_hole(&d);
+        let (store, rec) = QueueStore::open(&d, 15).unwrap();
+        let range = spill_range(rec.spilled.first().zip(rec.spilled.last()));
+        assert_eq!(range, Some((3, 10)));
+        store
+            .rewrite_with(|out| {
+                for i in &rec.items {
+                    encode_item(i.seq, &i.path, &i.body, out);
+                }
+                range
+            })
+            .unwrap();
+        // The cursor now points just past the head in the new file.
+        let got = store.read_spilled(&[3, 8], |_| {}).unwrap();
+        assert_eq!(seqs(&got), [3, 8]);
+        store.close();
+        let before = fs::metadata(d.join(QUEUE_FILE)).unwrap().len();
+        let (_s, rec) = QueueStore::open(&d, u64::MAX).unwrap();
+        assert_eq!(seqs(&rec.items), [1, 2, 3, 4, 5, 8, 9, 10]);
+        let live_len: u64 = rec
+            .items
+            .iter()
+            .map(|i| item_record_len(&i.path, &i.body))
+            .sum();
+        assert_eq!(before, live_len, "nothing but the live records");
     }
 
     #[test]
     fn a_fully_done_file_is_emptied_on_open() {
         let d = dir();
-        let (store, _) = QueueStore::open(&d).unwrap();
+        let (store, _) = QueueStore::open(&d, u64::MAX).unwrap();
         store.append(&items(3), true).unwrap();
         let mut done = Vec::new();
         encode_done(1, 3, &mut done);
         store.append(&done, true).unwrap();
         store.close();
-        let (store, rec) = QueueStore::open(&d).unwrap();
+        let (store, rec) = QueueStore::open(&d, u64::MAX).unwrap();
         assert!(rec.items.is_empty());
         assert_eq!(rec.last_seq, 3);
         assert_eq!(fs::metadata(d.join(QUEUE_FILE)).unwrap().len(), 0);

@@ -5,12 +5,15 @@ use super::guard;
 use super::status::TrodoStatus;
 use crate::client::global;
 
-/// Delivery counts as a JSON object: {"queued", "queued_bytes", "in_flight",
-/// "sent", "dropped", "dropped_by_reason": {"rejected", "too_large",
-/// "gave_up", "queue_full", "opted_out"}, "paused_until_ms", "corrupt_bytes"}.
+/// Delivery counts as a JSON object: {"queued", "queued_bytes",
+/// "queued_memory_bytes", "in_flight", "sent", "dropped", "dropped_by_reason":
+/// {"rejected", "too_large", "gave_up", "queue_full", "opted_out",
+/// "unreadable"}, "paused_until_ms", "corrupt_bytes"}.
 /// Counts are items (one event, one call), not requests; "queued" excludes
-/// what is in flight; "paused_until_ms" is the epoch ms a 429 paused sending
-/// until (0 when not paused). Free it with trodo_string_free. NULL when not
+/// what is in flight; "queued_memory_bytes" is the part of the queue held in
+/// memory (a backlog beyond 4 MiB waits on disk only); "unreadable" counts
+/// items kept on disk only that could not be read back; "paused_until_ms" is
+/// the epoch ms a 429 paused sending until (0 when not paused). Free it with trodo_string_free. NULL when not
 /// initialized.
 #[no_mangle]
 pub extern "C" fn trodo_get_stats() -> *mut c_char {

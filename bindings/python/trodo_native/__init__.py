@@ -197,8 +197,8 @@ def version() -> str:
 # Delivery, privacy and diagnostics -------------------------------------------
 
 def stats() -> Dict[str, Any]:
-    """Delivery counts: queued, queued_bytes, in_flight, sent, dropped,
-    dropped_by_reason, paused_until_ms, corrupt_bytes."""
+    """Delivery counts: queued, queued_bytes, queued_memory_bytes, in_flight,
+    sent, dropped, dropped_by_reason, paused_until_ms, corrupt_bytes."""
     lib = load()
     text = _take_string(lib.trodo_get_stats())
     if text is None:
