@@ -221,6 +221,40 @@ impl Client {
         properties: Option<Map<String, Value>>,
         category: Option<&str>,
     ) -> Result<()> {
+        let properties = match &properties {
+            Some(map) => wire::Properties::Map(map),
+            None => wire::Properties::None,
+        };
+        self.track_with(event_name, properties, category)
+    }
+
+    /// As [`track`](Self::track), with the properties as JSON text (an
+    /// object, or `None`): checked and copied into the event in one pass.
+    pub fn track_json(
+        &self,
+        event_name: &str,
+        properties_json: Option<&str>,
+        category: Option<&str>,
+    ) -> Result<()> {
+        const WHAT: &str = "properties_json";
+        let Some(text) = properties_json else {
+            return self.track_with(event_name, wire::Properties::None, category);
+        };
+        match crate::json::raw_object(text) {
+            Some(raw) => self.track_with(event_name, wire::Properties::Raw(&raw), category),
+            None => {
+                let map = crate::json::object(text, WHAT)?;
+                self.track_with(event_name, wire::Properties::Map(&map), category)
+            }
+        }
+    }
+
+    fn track_with(
+        &self,
+        event_name: &str,
+        properties: wire::Properties<'_>,
+        category: Option<&str>,
+    ) -> Result<()> {
         let timestamp = now_ms();
         let id_bytes = crate::util::new_id_bytes();
         // Hex digits and hyphens: always UTF-8.
@@ -236,7 +270,7 @@ impl Client {
                 &who,
                 event_name,
                 category,
-                &properties.unwrap_or_default(),
+                properties,
                 &inner.state.groups,
                 timestamp,
                 insert_id,

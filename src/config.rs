@@ -70,15 +70,7 @@ impl Options {
     /// Parses the `options_json` object of `trodo_init`. Every problem is
     /// `InvalidJson` with a message naming the key.
     pub fn from_json(text: &str) -> Result<Options> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::invalid_json(format!("options_json is not valid JSON: {e}")))?;
-        match value {
-            Value::Object(map) => Self::from_map(&map),
-            other => Err(Error::invalid_json(format!(
-                "options_json must be a JSON object, got {}",
-                crate::wire::type_name(&other)
-            ))),
-        }
+        Self::from_map(&crate::json::object(text, "options_json")?)
     }
 
     pub fn from_map(map: &Map<String, Value>) -> Result<Options> {

@@ -11,6 +11,7 @@ pub mod diag;
 pub mod error;
 pub mod ffi;
 pub mod groups;
+pub mod json;
 pub mod profile;
 pub mod state;
 pub mod util;

@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::groups::Memberships;
+use crate::json::{type_name, write_json, write_str, RawObject};
 use crate::profile::{GroupProfileOp, PeopleOp};
 
 macro_rules! sdk {
@@ -98,11 +99,30 @@ pub const DEFAULT_CATEGORY: &str = "custom";
 /// This is the queued form: the fields that are always `null` for a native
 /// app are left out (72 bytes of every queued event, in memory and on disk)
 /// and added back by [`complete_event`] when the request is composed.
+/// An event's custom properties as the caller gave them.
+#[derive(Debug, Clone, Copy)]
+pub enum Properties<'a> {
+    None,
+    Map(&'a Map<String, Value>),
+    /// JSON text, checked and re-encoded (the C API's path).
+    Raw(&'a RawObject<'a>),
+}
+
+impl Properties<'_> {
+    fn contains_key(self, key: &str) -> bool {
+        match self {
+            Properties::None => false,
+            Properties::Map(m) => m.contains_key(key),
+            Properties::Raw(r) => r.contains_key(key),
+        }
+    }
+}
+
 pub fn event(
     who: &Who,
     name: &str,
     category: Option<&str>,
-    custom_properties: &Map<String, Value>,
+    custom_properties: Properties<'_>,
     groups: &Memberships,
     timestamp_ms: u64,
     insert_id: &str,
@@ -135,21 +155,26 @@ pub fn event(
     string(&mut out, "insert_id", insert_id);
     field(&mut out, "custom_properties");
     out.push(b'{');
-    let mut first = true;
-    let mut entry = |out: &mut Vec<u8>, key: &str| {
-        if !first {
+    let start = out.len();
+    let entry = |out: &mut Vec<u8>, key: &str| {
+        if out.len() > start {
             out.push(b',');
         }
-        first = false;
         write_str(out, key);
         out.push(b':');
     };
-    for (key, value) in custom_properties {
-        entry(&mut out, key);
-        match value {
-            Value::String(text) => write_str(&mut out, text),
-            other => write_json(&mut out, other),
+    match custom_properties {
+        Properties::None => {}
+        Properties::Map(map) => {
+            for (key, value) in map {
+                entry(&mut out, key);
+                match value {
+                    Value::String(text) => write_str(&mut out, text),
+                    other => write_json(&mut out, other),
+                }
+            }
         }
+        Properties::Raw(raw) => out.extend_from_slice(&raw.members),
     }
     for (key, ids) in groups.iter() {
         if !custom_properties.contains_key(key) {
@@ -159,27 +184,6 @@ pub fn event(
     }
     out.extend_from_slice(b"}}");
     out
-}
-
-/// Appends a JSON string. Most strings here (ids, names, timestamps) need no
-/// escaping: they are copied in one go instead of byte by byte.
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    // No early exit, so the scan vectorizes.
-    let needs_escape = s.bytes().fold(false, |bad, b| {
-        bad | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if needs_escape {
-        write_json(out, s);
-    } else {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    }
-}
-
-/// Appends `value` as JSON (serializing into a Vec cannot fail).
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    let _ = serde_json::to_writer(out, value);
 }
 
 /// The event fields that are always `null` for a native app.
@@ -428,18 +432,6 @@ pub fn parse_identify_response(body: &Value) -> IdentifyResponse {
     out
 }
 
-/// A JSON value's type, for messages.
-pub fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,7 +473,32 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap();
-        let queued = event(&who, "clicked", None, &props, &groups, 0, "id-1");
+        let queued = event(
+            &who,
+            "clicked",
+            None,
+            Properties::Map(&props),
+            &groups,
+            0,
+            "id-1",
+        );
+        // Given as text, the properties make the same event (the group stamp
+        // still yields to a property of the same name).
+        let text = serde_json::to_string(&props).unwrap();
+        let raw = crate::json::raw_object(&text).unwrap();
+        let from_text = event(
+            &who,
+            "clicked",
+            None,
+            Properties::Raw(&raw),
+            &groups,
+            0,
+            "id-1",
+        );
+        assert_eq!(
+            serde_json::from_slice::<Value>(&from_text).unwrap(),
+            serde_json::from_slice::<Value>(&queued).unwrap()
+        );
         assert!(
             !String::from_utf8_lossy(&queued).contains("page_data"),
             "kept short in the queue"
@@ -503,7 +520,7 @@ mod tests {
             &who,
             "e",
             Some("cat"),
-            &Map::new(),
+            Properties::None,
             &Memberships::default(),
             0,
             "i",

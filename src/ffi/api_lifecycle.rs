@@ -133,8 +133,8 @@ pub extern "C" fn trodo_track_with_category(
     guard::status(|| {
         let client = global::current()?;
         let name = args::string(event_name, "event_name")?;
-        let properties = args::opt_json_object(properties_json, "properties_json")?;
+        let properties = args::opt_json_text(properties_json, "properties_json")?;
         let category = args::opt_string(category, "category")?;
-        client.track(name, properties, category)
+        client.track_json(name, properties, category)
     })
 }

@@ -7,7 +7,7 @@ use std::ffi::{c_char, CStr};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::wire::type_name;
+use crate::json;
 
 /// A required string. `p` must be NULL or NUL-terminated and valid for the call.
 pub fn string<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
@@ -29,46 +29,44 @@ pub fn opt_string<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
     }
 }
 
-/// Any JSON value. NULL is an argument error; bytes that are not UTF-8 are
-/// not JSON text, so they are a JSON error like any other malformed input.
-pub fn json(p: *const c_char, what: &str) -> Result<Value> {
-    let text = string(p, what).map_err(|e| match p.is_null() {
+/// JSON text. NULL is an argument error; bytes that are not UTF-8 are not
+/// JSON text, so they are a JSON error like any other malformed input.
+pub fn json_text<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
+    string(p, what).map_err(|e| match p.is_null() {
         true => e,
         false => Error::invalid_json(e.message),
-    })?;
-    serde_json::from_str(text)
-        .map_err(|e| Error::invalid_json(format!("{what} is not valid JSON: {e}")))
+    })
+}
+
+/// JSON text, or NULL.
+pub fn opt_json_text<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        json_text(p, what).map(Some)
+    }
+}
+
+/// Any JSON value.
+pub fn json(p: *const c_char, what: &str) -> Result<Value> {
+    json::value(json_text(p, what)?, what)
 }
 
 /// A JSON object.
 pub fn json_object(p: *const c_char, what: &str) -> Result<Map<String, Value>> {
-    match json(p, what)? {
-        Value::Object(m) => Ok(m),
-        other => Err(Error::invalid_json(format!(
-            "{what} must be a JSON object, got {}",
-            type_name(&other)
-        ))),
-    }
+    json::object(json_text(p, what)?, what)
 }
 
 /// A JSON object, or NULL.
 pub fn opt_json_object(p: *const c_char, what: &str) -> Result<Option<Map<String, Value>>> {
-    if p.is_null() {
-        Ok(None)
-    } else {
-        json_object(p, what).map(Some)
-    }
+    opt_json_text(p, what)?
+        .map(|text| json::object(text, what))
+        .transpose()
 }
 
 /// A JSON array.
 pub fn json_array(p: *const c_char, what: &str) -> Result<Vec<Value>> {
-    match json(p, what)? {
-        Value::Array(a) => Ok(a),
-        other => Err(Error::invalid_json(format!(
-            "{what} must be a JSON array, got {}",
-            type_name(&other)
-        ))),
-    }
+    json::array(json_text(p, what)?, what)
 }
 
 /// `count` strings from a C array of strings.
