@@ -134,29 +134,51 @@ def _check_json(value: Any, path: str) -> None:
     raise TypeError(f"{path}: {type(value).__name__} is not JSON-serializable")
 
 
-# Built once: json.dumps with options builds a new encoder on every call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+def _make_encoder() -> Callable[[Any], str]:
+    """Compact JSON text. CPython's C encoder is built once here and called
+    directly: JSONEncoder.encode builds a new one on every call, which is
+    half its cost for a small dict."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+    # markers=None (no cycle check: a cycle ends in RecursionError, caught
+    # below), default=None (an unknown type raises TypeError), no indent,
+    # unsorted keys, skipkeys=False, allow_nan=False.
+    encode = make(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    return lambda value: "".join(encode(value, 0))
+
+
+_ENCODE = _make_encoder()
+_STR_ONLY = frozenset((str,))
 
 
 def _json(value: Any, what: str) -> bytes:
     # The fast path encodes directly; only a failure walks the value to name
     # the key at fault. Object keys must be strings at the top level (the
     # encoder itself would silently stringify them).
-    if isinstance(value, Mapping) and not all(type(k) is str for k in value):
+    if isinstance(value, Mapping) and not _STR_ONLY.issuperset(map(type, value)):
         _check_json(value, what)
     try:
         return _ENCODE(value).encode("utf-8", "surrogatepass")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         _check_json(value, what)
         raise TypeError(f"{what} cannot be represented in JSON") from None
 
 
 def _json_object(props: Optional[Properties], what: str) -> Optional[bytes]:
+    # A plain dict with string keys is nearly every call: encoded at once.
+    if type(props) is dict and _STR_ONLY.issuperset(map(type, props)):
+        try:
+            return _ENCODE(props).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError, RecursionError):
+            pass  # _json names the value at fault
     if props is None:
         return None
+    if type(props) is dict:
+        return _json(props, what)
     if not isinstance(props, Mapping):
         raise TypeError(f"{what} must be a dict, got {type(props).__name__}")
-    return _json(props if type(props) is dict else dict(props), what)
+    return _json(dict(props), what)
 
 
 def _json_array(values: Sequence[JsonValue], what: str) -> bytes:
@@ -266,8 +288,14 @@ def distinct_id() -> str:
 
 def track(name: str, properties: Optional[Properties] = None, category: Optional[str] = None) -> None:
     """Tracks an event, stamped with the current group memberships."""
-    props = _json_object(properties, "properties")
-    _check(load().trodo_track_with_category(_bytes(name), props, _bytes(category)))
+    # The hot path: helpers inlined (each Python call costs ~0.1 µs here).
+    status = load().trodo_track_with_category(
+        name.encode("utf-8", "surrogatepass") if type(name) is str else _bytes(name),
+        _json_object(properties, "properties"),
+        None if category is None else _bytes(category),
+    )
+    if status:
+        _raise(status)
 
 
 # Groups ------------------------------------------------------------------------
