@@ -414,6 +414,30 @@ fn a_backlog_beyond_the_memory_budget_waits_on_disk_and_is_sent_in_order() {
 }
 
 #[test]
+fn a_head_that_memory_fills_before_flush_at_is_sent_without_waiting() {
+    let server = FakeTrodo::start();
+    let o = Options {
+        flush_interval: Duration::from_secs(60),
+        ..small_memory(server.url(), &temp_dir(), 2048)
+    };
+    let c = Client::start(SITE, o).unwrap();
+    // ~900 bytes each: two go to memory, the other three to disk only.
+    let big = props(json!({"pad": "x".repeat(600)}));
+    for i in 0..5 {
+        c.track(&format!("big{i}"), big.clone(), None).unwrap();
+    }
+    // Five events are far from flush_at (50) and the interval is a minute,
+    // but only two fit in memory: what waits on disk makes the batch full.
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.events().len() < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = names(&server.events());
+    assert_eq!(sent, (0..5).map(|i| format!("big{i}")).collect::<Vec<_>>());
+    c.shutdown(WAIT).unwrap();
+}
+
+#[test]
 fn a_full_queue_drops_the_oldest_of_what_waits_on_disk_too() {
     let dir = temp_dir();
     let o = Options {

@@ -763,6 +763,8 @@ fn next_batch(q: &mut Queue, config: &Config, split_limit: Option<usize>, now: I
             break;
         }
     }
+    // More waiting on disk behind the head: the batch is as full as memory allows.
+    full |= !q.spilled.is_empty();
     let due_at = front.enqueued + config.flush_interval;
     if full || front.seq <= q.flush_through || due_at <= now {
         Next::Send(n)
