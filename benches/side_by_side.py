@@ -78,6 +78,16 @@ def wait_for(counter, n: int, limit: float = 600.0) -> None:
     raise RuntimeError("server got %d of %d events" % (counter.value, n))
 
 
+def deliver_all(trodo, counter, start: float) -> float:
+    """Flushes, waits until the server has every event and shuts down;
+    returns the seconds since `start` until the server had them all."""
+    trodo.flush(60)
+    wait_for(counter, EVENTS)
+    total = time.perf_counter() - start
+    trodo.shutdown(10)
+    return total
+
+
 def run_native(url: str, counter):
     import trodo_native as trodo
 
@@ -92,10 +102,7 @@ def run_native(url: str, counter):
                 with trodo.get_group("company", "acme") as g:
                     g.set({"n": i})
         caller = time.perf_counter() - start
-        trodo.flush(60)
-        wait_for(counter, EVENTS)
-        total = time.perf_counter() - start
-        trodo.shutdown(10)
+        total = deliver_all(trodo, counter, start)
     return caller, total
 
 
@@ -175,10 +182,7 @@ def run_bare_ctypes(url: str, counter):
                 lib.trodo_group_set(g, group_props[i // EVERY])
                 lib.trodo_group_free(g)
         caller = time.perf_counter() - start
-        trodo.flush(60)
-        wait_for(counter, EVENTS)
-        total = time.perf_counter() - start
-        trodo.shutdown(10)
+        total = deliver_all(trodo, counter, start)
     return caller, total
 
 
