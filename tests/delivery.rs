@@ -437,6 +437,64 @@ fn a_head_that_memory_fills_before_flush_at_is_sent_without_waiting() {
     c.shutdown(WAIT).unwrap();
 }
 
+/// `queue.bin` is `/dev/full`: every write fails with ENOSPC and reads see
+/// no records. Nothing accepted may be lost: the records stay in memory, and
+/// what waits behind the head is read back from there.
+#[cfg(target_os = "linux")]
+#[test]
+fn when_every_queue_write_fails_nothing_accepted_is_lost() {
+    let server = FakeTrodo::start();
+    let dir = temp_dir();
+    std::os::unix::fs::symlink("/dev/full", dir.join("queue.bin")).unwrap();
+    let c = Client::start(SITE, small_memory(server.url(), &dir, 2048)).unwrap();
+    for i in 0..300 {
+        c.track(&format!("f{i}"), None, None).unwrap();
+    }
+    c.flush(WAIT).unwrap();
+    let expected: Vec<String> = (0..300).map(|i| format!("f{i}")).collect();
+    assert_eq!(names(&server.events()), expected);
+    assert_eq!(c.stats().unwrap().dropped(), 0);
+    assert!(
+        c.diagnostics()
+            .iter()
+            .any(|m| m.contains("queue write failed")),
+        "{:?}",
+        c.diagnostics()
+    );
+    c.shutdown(WAIT).ok();
+}
+
+#[test]
+fn items_that_vanish_from_the_queue_file_while_running_are_counted_as_unreadable() {
+    let server = FakeTrodo::start();
+    // The first request fails and backs off for at least a second, so the
+    // events below wait, most of them on disk only.
+    server.script(&[503]);
+    let dir = temp_dir();
+    let mut o = small_memory(server.url(), &dir, 2048);
+    o.retry.initial_backoff = Duration::from_secs(2);
+    o.retry.max_backoff = Duration::from_secs(2);
+    let c = Client::start(SITE, o).unwrap();
+    for i in 0..200 {
+        c.track(&format!("v{i}"), None, None).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200)); // written (persist_interval 10 ms)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("queue.bin"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    c.flush(WAIT).unwrap();
+    let s = c.stats().unwrap();
+    let sent = server.events().len() as u64;
+    assert!(sent > 0, "what was in memory is still sent");
+    assert!(s.dropped_unreadable > 0, "{s:?}");
+    assert_eq!(sent + s.dropped_unreadable, 200, "{s:?}");
+    assert!(c.diagnostics().iter().any(|m| m.contains("unreadable")));
+    c.shutdown(WAIT).unwrap();
+}
+
 #[test]
 fn a_full_queue_drops_the_oldest_of_what_waits_on_disk_too() {
     let dir = temp_dir();
