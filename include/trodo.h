@@ -75,8 +75,8 @@ extern "C" {
 // what is in flight; "queued_memory_bytes" is the part of the queue held in
 // memory (a backlog beyond 4 MiB waits on disk only); "unreadable" counts
 // items kept on disk only that could not be read back; "paused_until_ms" is
-// the epoch ms a 429 paused sending until (0 when not paused). Free it with trodo_string_free. NULL when not
-// initialized.
+// the epoch ms a 429 paused sending until (0 when not paused). Free it with
+// trodo_string_free. NULL when not initialized.
 char *trodo_get_stats(void);
 
 // Sets the error callback (process-wide, kept across shutdown and init);

@@ -91,14 +91,6 @@ pub fn session_registration(
 /// Default `event_category` when the caller gives none.
 pub const DEFAULT_CATEGORY: &str = "custom";
 
-/// An event object, serialized. `custom_properties` are the caller's
-/// properties; the group stamp is added for each key the caller did not set.
-/// Written straight to bytes: this is the track hot path, and building a
-/// `Value` tree only to serialize it again would double its cost.
-///
-/// This is the queued form: the fields that are always `null` for a native
-/// app are left out (72 bytes of every queued event, in memory and on disk)
-/// and added back by [`complete_event`] when the request is composed.
 /// An event's custom properties as the caller gave them.
 #[derive(Debug, Clone, Copy)]
 pub enum Properties<'a> {
@@ -118,6 +110,14 @@ impl Properties<'_> {
     }
 }
 
+/// An event object, serialized. `custom_properties` are the caller's
+/// properties; the group stamp is added for each key the caller did not set.
+/// Written straight to bytes: this is the track hot path, and building a
+/// `Value` tree only to serialize it again would double its cost.
+///
+/// This is the queued form: the fields that are always `null` for a native
+/// app are left out (72 bytes of every queued event, in memory and on disk)
+/// and added back by [`complete_event`] when the request is composed.
 pub fn event(
     who: &Who,
     name: &str,

@@ -13,8 +13,8 @@ use crate::client::global;
 /// what is in flight; "queued_memory_bytes" is the part of the queue held in
 /// memory (a backlog beyond 4 MiB waits on disk only); "unreadable" counts
 /// items kept on disk only that could not be read back; "paused_until_ms" is
-/// the epoch ms a 429 paused sending until (0 when not paused). Free it with trodo_string_free. NULL when not
-/// initialized.
+/// the epoch ms a 429 paused sending until (0 when not paused). Free it with
+/// trodo_string_free. NULL when not initialized.
 #[no_mangle]
 pub extern "C" fn trodo_get_stats() -> *mut c_char {
     guard::pointer(|| guard::string_out(global::current()?.stats()?.to_json().to_string()))
