@@ -109,6 +109,16 @@ pub struct Config {
     pub memory_queue_bytes: u64,
 }
 
+impl Config {
+    /// An enqueue time that makes an item due at once: it was left by an
+    /// earlier run, or has waited behind a backlog.
+    fn due_now(&self) -> Instant {
+        Instant::now()
+            .checked_sub(self.flush_interval)
+            .unwrap_or_else(Instant::now)
+    }
+}
+
 /// Counts since start, in items (one event, one call), not requests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -330,9 +340,7 @@ impl Delivery {
             diag.report(report.clone());
         }
         // Left by an earlier run: due at once.
-        let due = Instant::now()
-            .checked_sub(config.flush_interval)
-            .unwrap_or_else(Instant::now);
+        let due = config.due_now();
         let mut queue = Queue {
             items: VecDeque::with_capacity(recovered.items.len()),
             head_bytes: 0,
@@ -621,9 +629,7 @@ impl Shared {
         };
         q.refill_not_before = None;
         // Waiting behind a backlog: due at once.
-        let due = Instant::now()
-            .checked_sub(self.config.flush_interval)
-            .unwrap_or_else(Instant::now);
+        let due = self.config.due_now();
         let mut found = found.into_iter().peekable();
         let (mut lost, mut lost_tags) = (0u64, Vec::new());
         for &seq in wanted {
@@ -631,31 +637,27 @@ impl Shared {
             if q.spilled.front().map(|r| r.seq()) != Some(seq) {
                 continue; // dropped while the file was read
             }
-            let Some(r) = q.spilled.pop_front() else {
-                continue;
-            };
-            let tag = q.take_spilled_tags(seq).pop().unwrap_or(Tag::None);
             match item {
-                Some(stored) => q.push_head(Item::recovered(stored, tag, due)),
+                Some(stored) => {
+                    q.spilled.pop_front();
+                    let tag = q.take_spilled_tags(seq).pop().unwrap_or(Tag::None);
+                    q.push_head(Item::recovered(stored, tag, due));
+                }
                 None => {
                     lost += 1;
-                    lost_tags.push(tag);
-                    q.bytes -= r.body_len();
-                    q.compact_due |= self.store.add_dead(r.record_len(), q.bytes);
-                    store::encode_done(seq, seq, &mut q.unwritten);
+                    lost_tags.extend(self.drop_spilled(q, 1, DropReason::Unreadable));
                 }
             }
         }
         if lost == 0 {
             return None;
         }
-        q.stats.count(DropReason::Unreadable, lost);
         MutexGuard::unlocked(q, || {
             self.diag.report(format!(
                 "dropped {lost} queued item(s) that could not be read back from the queue file (unreadable)"
             ))
         });
-        Some(lost_tags.into_iter().filter(|t| *t != Tag::None).collect())
+        Some(lost_tags)
     }
 
     /// Removes `n` items starting at `at`, counts them, and marks them done on disk.
