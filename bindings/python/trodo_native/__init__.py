@@ -156,7 +156,8 @@ def _json(value: Any, what: str) -> bytes:
     # The fast path encodes directly; only a failure walks the value to name
     # the key at fault. Object keys must be strings at the top level (the
     # encoder itself would silently stringify them).
-    if isinstance(value, Mapping) and not _STR_ONLY.issuperset(map(type, value)):
+    is_mapping = type(value) is dict or isinstance(value, Mapping)
+    if is_mapping and not _STR_ONLY.issuperset(map(type, value)):
         _check_json(value, what)
     try:
         return _ENCODE(value).encode("utf-8", "surrogatepass")
@@ -166,16 +167,11 @@ def _json(value: Any, what: str) -> bytes:
 
 
 def _json_object(props: Optional[Properties], what: str) -> Optional[bytes]:
-    # A plain dict with string keys is nearly every call: encoded at once.
-    if type(props) is dict and _STR_ONLY.issuperset(map(type, props)):
-        try:
-            return _ENCODE(props).encode("utf-8", "surrogatepass")
-        except (TypeError, ValueError, RecursionError):
-            pass  # _json names the value at fault
-    if props is None:
-        return None
+    # A plain dict is nearly every call: no Mapping check, no copy.
     if type(props) is dict:
         return _json(props, what)
+    if props is None:
+        return None
     if not isinstance(props, Mapping):
         raise TypeError(f"{what} must be a dict, got {type(props).__name__}")
     return _json(dict(props), what)
