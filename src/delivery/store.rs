@@ -140,41 +140,52 @@ fn u64_at(payload: &[u8], at: usize) -> Option<u64> {
     ))
 }
 
-/// The seq of an item payload, read without copying it.
-fn item_seq(payload: &[u8]) -> Option<u64> {
-    (payload.first() == Some(&b'I')).then(|| u64_at(payload, 1))?
+/// A record's payload, parsed (borrowing from it).
+enum Record<'a> {
+    Item {
+        seq: u64,
+        path: &'a str,
+        body: &'a [u8],
+    },
+    Done(u64, u64),
 }
 
-/// An item payload's path and body.
-fn item_parts(payload: &[u8]) -> Option<(&str, &[u8])> {
-    let len = u16::from_le_bytes(payload.get(9..11)?.try_into().ok()?) as usize;
-    let path = std::str::from_utf8(payload.get(11..11 + len)?).ok()?;
-    Some((path, payload.get(11 + len..)?))
+fn parse(payload: &[u8]) -> Option<Record<'_>> {
+    match payload.first()? {
+        b'I' => {
+            let len = u16::from_le_bytes(payload.get(9..11)?.try_into().ok()?) as usize;
+            Some(Record::Item {
+                seq: u64_at(payload, 1)?,
+                path: std::str::from_utf8(payload.get(11..11 + len)?).ok()?,
+                body: payload.get(11 + len..)?,
+            })
+        }
+        b'D' => Some(Record::Done(u64_at(payload, 1)?, u64_at(payload, 9)?)),
+        _ => None,
+    }
 }
 
-fn done_range(payload: &[u8]) -> Option<(u64, u64)> {
-    (payload.first() == Some(&b'D')).then(|| Some((u64_at(payload, 1)?, u64_at(payload, 9)?)))?
-}
-
-/// Reads the next intact record's payload into `payload`; false at the end of
-/// the data or at damage (a torn, oversized, mis-checksummed or unknown record).
-fn read_record(r: &mut impl Read, payload: &mut Vec<u8>) -> std::io::Result<bool> {
+/// Reads the next intact record into `payload`; returns its size on disk and
+/// its parse. None at the end of the data or at damage (a torn, oversized,
+/// mis-checksummed or unknown record).
+fn read_record<'p>(
+    r: &mut impl Read,
+    payload: &'p mut Vec<u8>,
+) -> std::io::Result<Option<(u64, Record<'p>)>> {
     let mut header = [0u8; 8];
     if read_exact_or_eof(r, &mut header)? {
-        return Ok(false);
+        return Ok(None);
     }
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if len == 0 || len > MAX_RECORD {
-        return Ok(false);
+        return Ok(None);
     }
     payload.resize(len as usize, 0);
     if read_exact_or_eof(r, payload)? || crc32fast::hash(payload) != crc {
-        return Ok(false);
+        return Ok(None);
     }
-    let known = item_seq(payload).is_some_and(|_| item_parts(payload).is_some())
-        || done_range(payload).is_some();
-    Ok(known)
+    Ok(parse(payload).map(|record| (8 + u64::from(len), record)))
 }
 
 /// Finds the items `wanted` (ascending seqs) in records read from `r`, in
@@ -189,22 +200,23 @@ fn take_wanted(
 ) -> std::io::Result<u64> {
     let mut payload = Vec::new();
     let mut consumed = 0u64;
-    while *next < wanted.len() && read_record(r, &mut payload)? {
-        consumed += 8 + payload.len() as u64;
-        let Some(seq) = item_seq(&payload) else {
+    while *next < wanted.len() {
+        let Some((size, record)) = read_record(r, &mut payload)? else {
+            break;
+        };
+        consumed += size;
+        let Record::Item { seq, path, body } = record else {
             continue;
         };
         while *next < wanted.len() && wanted[*next] < seq {
             *next += 1;
         }
         if wanted.get(*next) == Some(&seq) {
-            if let Some((path, body)) = item_parts(&payload) {
-                found.push(StoredItem {
-                    seq,
-                    path: path.to_string(),
-                    body: body.to_vec(),
-                });
-            }
+            found.push(StoredItem {
+                seq,
+                path: path.to_string(),
+                body: body.to_vec(),
+            });
             *next += 1;
         }
     }
@@ -430,8 +442,8 @@ fn copy_spilled(
     let mut reader = BufReader::with_capacity(256 * 1024, &mut *old);
     let (mut payload, mut frame_buf) = (Vec::new(), Vec::new());
     let mut copied_through = first.saturating_sub(1);
-    while read_record(&mut reader, &mut payload)? {
-        let Some(seq) = item_seq(&payload) else {
+    while let Some((_, record)) = read_record(&mut reader, &mut payload)? {
+        let Record::Item { seq, .. } = record else {
             continue;
         };
         if seq > copied_through && seq <= last && !in_ranges(done, seq) {
@@ -492,17 +504,16 @@ fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<Loaded> {
     let mut done: Vec<(u64, u64)> = Vec::new();
     let (mut good_len, mut last_seq, mut last_item) = (0u64, 0u64, 0u64);
     let mut payload = Vec::new();
-    while read_record(&mut reader, &mut payload).map_err(io)? {
+    while let Some((size, record)) = read_record(&mut reader, &mut payload).map_err(io)? {
         let at = good_len;
-        good_len += 8 + payload.len() as u64;
-        if let Some(range) = done_range(&payload) {
-            last_seq = last_seq.max(range.1);
-            done.push(range);
-            continue;
-        }
-        let (Some(seq), Some((item_path, body))) = (item_seq(&payload), item_parts(&payload))
-        else {
-            continue;
+        good_len += size;
+        let (seq, item_path, body) = match record {
+            Record::Done(from, to) => {
+                last_seq = last_seq.max(to);
+                done.push((from, to));
+                continue;
+            }
+            Record::Item { seq, path, body } => (seq, path, body),
         };
         last_seq = last_seq.max(seq);
         if seq <= last_item {
