@@ -126,18 +126,30 @@ impl<'de: 'a, 'a> Visitor<'de> for TopLevel<'_, 'a> {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            if !self.0.members.is_empty() {
-                self.0.members.push(b',');
-            }
-            write_str(&mut self.0.members, &key.0);
-            self.0.members.push(b':');
-            map.next_value_seed(Copy(&mut self.0.members))?;
-            self.0.keys.push(key.0);
-        }
-        Ok(())
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<(), A::Error> {
+        let RawObject { members, keys } = self.0;
+        copy_members(map, members, |key| keys.push(key))
     }
+}
+
+/// Writes an object's members (`"key":value,...`, no braces) to `out`,
+/// handing each key to `seen` after its value.
+fn copy_members<'de, A: MapAccess<'de>>(
+    mut map: A,
+    out: &mut Vec<u8>,
+    mut seen: impl FnMut(Cow<'de, str>),
+) -> std::result::Result<(), A::Error> {
+    let start = out.len();
+    while let Some(Key(key)) = map.next_key()? {
+        if out.len() > start {
+            out.push(b',');
+        }
+        write_str(out, &key);
+        out.push(b':');
+        map.next_value_seed(Copy(&mut *out))?;
+        seen(key);
+    }
+    Ok(())
 }
 
 /// A key, borrowed from the text unless it had escapes.
@@ -226,18 +238,9 @@ impl<'de> Visitor<'de> for Copy<'_> {
         self.0.push(b']');
         Ok(())
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<(), A::Error> {
         self.0.push(b'{');
-        let mut first = true;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            if !first {
-                self.0.push(b',');
-            }
-            first = false;
-            write_str(self.0, &key.0);
-            self.0.push(b':');
-            map.next_value_seed(Copy(&mut *self.0))?;
-        }
+        copy_members(map, self.0, |_| {})?;
         self.0.push(b'}');
         Ok(())
     }
