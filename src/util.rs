@@ -15,23 +15,25 @@ pub fn new_id() -> String {
     String::from_utf8_lossy(&new_id_bytes()).into_owned()
 }
 
-/// [`new_id`] without an allocation, for the track path. The bits come from a
-/// per-thread wyrand generator seeded from the OS once, not a system call per
-/// id: ids must be unique, not secret.
-pub fn new_id_bytes() -> [u8; 36] {
+/// A fast non-cryptographic random number (ids must be unique, and retry
+/// jitter spread out, not secret): a per-thread wyrand generator seeded from
+/// the OS once, not a system call per number.
+pub fn random_u64() -> u64 {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0);
     }
-    let next = || {
-        STATE.with(|s| {
-            let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
-            s.set(x);
-            let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
-            (t >> 64) as u64 ^ t as u64
-        })
-    };
-    let bits = (u128::from(next()) << 64) | u128::from(next());
+    STATE.with(|s| {
+        let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+        s.set(x);
+        let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+        (t >> 64) as u64 ^ t as u64
+    })
+}
+
+/// [`new_id`] without an allocation, for the track path.
+pub fn new_id_bytes() -> [u8; 36] {
+    let bits = (u128::from(random_u64()) << 64) | u128::from(random_u64());
     let mut out = [0u8; 36];
     uuid::Builder::from_random_bytes(bits.to_le_bytes())
         .into_uuid()
@@ -82,23 +84,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
-}
-
-/// A small, fast, non-cryptographic random number for retry jitter.
-pub fn jitter_u64() -> u64 {
-    use std::cell::Cell;
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(now_ms() ^ 0x9E37_79B9_7F4A_7C15 ^ (std::process::id() as u64) << 32);
-    }
-    STATE.with(|s| {
-        // xorshift64*
-        let mut x = s.get() | 1;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        s.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    })
 }
 
 #[cfg(test)]

@@ -903,7 +903,7 @@ fn run(s: &Shared, on_complete: &OnComplete) {
                         attempt = 0;
                     } else {
                         q.not_before =
-                            Some(now + s.config.retry.backoff(attempt, crate::util::jitter_u64()));
+                            Some(now + s.config.retry.backoff(attempt, crate::util::random_u64()));
                         attempt = attempt.saturating_add(1);
                     }
                 }
