@@ -85,11 +85,7 @@ int main(void) {
     CHECK_OK(trodo_track("while_opted_out", NULL));
     CHECK_OK(trodo_add_group("team", "while_opted_out"));
     CHECK_STATUS(trodo_track(NULL, NULL), TRODO_ERR_INVALID_ARGUMENT);
-    {
-        char *groups = take_string(trodo_get_groups());
-        CHECK(groups != NULL && strcmp(groups, "{\"team\":[\"before\"]}") == 0);
-        free(groups);
-    }
+    CHECK_STRING(trodo_get_groups(), "{\"team\":[\"before\"]}");
     CHECK_OK(trodo_shutdown(WAIT_MS));
     CHECK_OK(trodo_init("site-c", opts));
     CHECK(trodo_is_opted_out()); /* survives the restart */

@@ -8,8 +8,6 @@
 #define WAIT_MS 20000
 
 static void multi_team_pattern(void) {
-    char *groups;
-
     CHECK_OK(harness_init("groups"));
     CHECK_OK(trodo_track("opened_app", NULL));
     /* Permanent memberships via add_group, the workspace in use via set_group. */
@@ -21,9 +19,7 @@ static void multi_team_pattern(void) {
     CHECK_OK(trodo_set_group("active_team", "team-b"));
     CHECK_OK(trodo_track_with_category("doc_edited_b", NULL, "editor"));
 
-    groups = take_string(trodo_get_groups());
-    CHECK(groups != NULL && strcmp(groups, "{\"active_team\":[\"team-b\"],\"team\":[\"team-a\",\"team-b\"]}") == 0);
-    free(groups);
+    CHECK_STRING(trodo_get_groups(), "{\"active_team\":[\"team-b\"],\"team\":[\"team-a\",\"team-b\"]}");
     CHECK_OK(trodo_flush(WAIT_MS));
 
     /* Before any group call: no stamp, and none added later (no backfill). */
@@ -48,18 +44,13 @@ static void multi_team_pattern(void) {
 
 static void set_groups_and_remove(void) {
     const char *ids[] = {"acme", "globex", "acme"};
-    char *groups;
 
     CHECK_OK(harness_init("groups2"));
     CHECK_OK(trodo_set_groups("company", ids, 3));
     CHECK_OK(trodo_remove_group("company", "acme"));
-    groups = take_string(trodo_get_groups());
-    CHECK(groups != NULL && strcmp(groups, "{\"company\":[\"globex\"]}") == 0);
-    free(groups);
+    CHECK_STRING(trodo_get_groups(), "{\"company\":[\"globex\"]}");
     CHECK_OK(trodo_remove_group("company", "globex"));
-    groups = take_string(trodo_get_groups());
-    CHECK(groups != NULL && strcmp(groups, "{}") == 0); /* a key whose last id went is absent */
-    free(groups);
+    CHECK_STRING(trodo_get_groups(), "{}"); /* a key whose last id went is absent */
     CHECK_OK(trodo_track("after_removal", NULL));
     CHECK_OK(trodo_flush(WAIT_MS));
     CHECK(log_count("/api/sdk/groups/set_group", "\"groupId\":[\"acme\",\"globex\"]", (char *)NULL) == 1);
@@ -100,11 +91,7 @@ static void get_group_null_cases(void) {
     CHECK(trodo_last_error_code() == TRODO_OK);
     CHECK_OK(trodo_group_set(g, "{\"plan\":\"pro\"}"));
     /* The handle has no effect on attribution. */
-    {
-        char *groups = take_string(trodo_get_groups());
-        CHECK(groups != NULL && strcmp(groups, "{}") == 0);
-        free(groups);
-    }
+    CHECK_STRING(trodo_get_groups(), "{}");
     /* It outlives shutdown and acts on the next client. */
     CHECK_OK(trodo_shutdown(WAIT_MS));
     CHECK_STATUS(trodo_group_set(g, "{\"plan\":\"x\"}"), TRODO_ERR_NOT_INITIALIZED);

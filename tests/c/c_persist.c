@@ -15,7 +15,7 @@ static int file_exists(const char *path) {
 }
 
 int main(void) {
-    char *groups, *id, *anon;
+    char *id, *anon;
     char path[2048], aside[2100];
     FILE *f;
 
@@ -27,12 +27,8 @@ int main(void) {
     CHECK_OK(trodo_shutdown(WAIT_MS));
 
     CHECK_OK(harness_init("persist"));
-    groups = take_string(trodo_get_groups());
-    CHECK(groups != NULL && strcmp(groups, "{\"active_team\":[\"a\"],\"team\":[\"a\",\"b\"]}") == 0);
-    free(groups);
-    id = take_string(trodo_get_distinct_id());
-    CHECK(id != NULL && strcmp(id, "user-x") == 0);
-    free(id);
+    CHECK_STRING(trodo_get_groups(), "{\"active_team\":[\"a\"],\"team\":[\"a\",\"b\"]}");
+    CHECK_STRING(trodo_get_distinct_id(), "user-x");
     CHECK_OK(trodo_track("after_restart", NULL));
     CHECK_OK(trodo_flush(WAIT_MS));
     CHECK(log_count("/api/events", "\"event_name\":\"after_restart\"",
@@ -41,9 +37,7 @@ int main(void) {
 
     /* Reset: the next person on the device inherits nothing. */
     CHECK_OK(trodo_reset());
-    groups = take_string(trodo_get_groups());
-    CHECK(groups != NULL && strcmp(groups, "{}") == 0);
-    free(groups);
+    CHECK_STRING(trodo_get_groups(), "{}");
     anon = take_string(trodo_get_distinct_id());
     CHECK(anon != NULL && strcmp(anon, "user-x") != 0 && strlen(anon) == 36);
     CHECK_OK(trodo_track("anonymous_again", NULL));
@@ -53,9 +47,7 @@ int main(void) {
                     (char *)NULL) == 1);
 
     CHECK_OK(harness_init("persist"));
-    groups = take_string(trodo_get_groups());
-    CHECK(groups != NULL && strcmp(groups, "{}") == 0);
-    free(groups);
+    CHECK_STRING(trodo_get_groups(), "{}");
     id = take_string(trodo_get_distinct_id());
     CHECK(id != NULL && anon != NULL && strcmp(id, anon) == 0);
     free(id);
@@ -73,15 +65,11 @@ int main(void) {
     }
     CHECK_OK(harness_init("persist"));
     CHECK(file_exists(aside));
-    groups = take_string(trodo_get_groups());
-    CHECK(groups != NULL && strcmp(groups, "{}") == 0);
-    free(groups);
+    CHECK_STRING(trodo_get_groups(), "{}");
     CHECK_OK(trodo_add_group("team", "fresh"));
     CHECK_OK(trodo_shutdown(WAIT_MS));
     CHECK_OK(harness_init("persist"));
-    groups = take_string(trodo_get_groups());
-    CHECK(groups != NULL && strcmp(groups, "{\"team\":[\"fresh\"]}") == 0);
-    free(groups);
+    CHECK_STRING(trodo_get_groups(), "{\"team\":[\"fresh\"]}");
     CHECK_OK(trodo_shutdown(WAIT_MS));
     return harness_finish("c_persist");
 }

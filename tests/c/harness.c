@@ -15,6 +15,16 @@ void harness_check(int ok, const char *expr, const char *file, int line) {
     }
 }
 
+void harness_check_string(char *got, const char *want, const char *expr, const char *file,
+                          int line) {
+    if (got == NULL || strcmp(got, want) != 0) {
+        fprintf(stderr, "%s:%d: %s gave %s%s%s, want \"%s\" (last error: \"%s\")\n", file, line,
+                expr, got ? "\"" : "", got ? got : "NULL", got ? "\"" : "", want, trodo_last_error());
+        harness_failures++;
+    }
+    trodo_string_free(got);
+}
+
 void harness_check_status(TrodoStatus got, TrodoStatus want, const char *expr, const char *file,
                           int line) {
     if (got != want) {

@@ -21,10 +21,13 @@ extern int harness_failures;
 void harness_check(int ok, const char *expr, const char *file, int line);
 void harness_check_status(TrodoStatus got, TrodoStatus want, const char *expr, const char *file, int line);
 void harness_check_error_names(const char *needle, const char *file, int line);
+void harness_check_string(char *got, const char *want, const char *expr, const char *file, int line);
 
 #define CHECK(cond) harness_check((cond) ? 1 : 0, #cond, __FILE__, __LINE__)
 #define CHECK_STATUS(call, want) harness_check_status((call), (want), #call, __FILE__, __LINE__)
 #define CHECK_OK(call) CHECK_STATUS(call, TRODO_OK)
+/* The call returns a libtrodo string equal to `want`; it is freed. */
+#define CHECK_STRING(call, want) harness_check_string((call), (want), #call, __FILE__, __LINE__)
 /* The call fails with `want` and trodo_last_error() mentions `needle`. */
 #define CHECK_FAILS(call, want, needle)                                   \
     do {                                                                  \
