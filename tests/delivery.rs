@@ -236,7 +236,7 @@ fn a_413_splits_the_batch_and_a_lone_item_too_large_is_dropped() {
     c.flush(WAIT).unwrap();
     let s = c.stats().unwrap();
     assert_eq!(s.dropped_too_large, 1);
-    assert!(c.diagnostics().iter().any(|m| m.contains("too_large")));
+    assert_reported(&c, "too_large");
     c.shutdown(WAIT).unwrap();
 }
 
@@ -288,7 +288,7 @@ fn an_item_failing_past_give_up_after_is_dropped_as_gave_up() {
     c.flush(WAIT).unwrap();
     let s = c.stats().unwrap();
     assert_eq!((s.dropped_gave_up, s.sent), (1, 0));
-    assert!(c.diagnostics().iter().any(|m| m.contains("gave_up")));
+    assert_reported(&c, "gave_up");
     c.shutdown(WAIT).unwrap();
 }
 
@@ -310,7 +310,7 @@ fn a_full_queue_drops_the_oldest_and_shutdown_keeps_the_rest_for_the_next_start(
         13 - 5,
         "12 events and a session registration"
     );
-    assert!(c.diagnostics().iter().any(|m| m.contains("queue_full")));
+    assert_reported(&c, "queue_full");
     assert_eq!(
         c.flush(Duration::from_millis(100)).unwrap_err().kind,
         ErrorKind::Timeout
@@ -454,13 +454,7 @@ fn when_every_queue_write_fails_nothing_accepted_is_lost() {
     let expected: Vec<String> = (0..300).map(|i| format!("f{i}")).collect();
     assert_eq!(names(&server.events()), expected);
     assert_eq!(c.stats().unwrap().dropped(), 0);
-    assert!(
-        c.diagnostics()
-            .iter()
-            .any(|m| m.contains("queue write failed")),
-        "{:?}",
-        c.diagnostics()
-    );
+    assert_reported(&c, "queue write failed");
     c.shutdown(WAIT).ok();
 }
 
@@ -491,7 +485,7 @@ fn items_that_vanish_from_the_queue_file_while_running_are_counted_as_unreadable
     assert!(sent > 0, "what was in memory is still sent");
     assert!(s.dropped_unreadable > 0, "{s:?}");
     assert_eq!(sent + s.dropped_unreadable, 200, "{s:?}");
-    assert!(c.diagnostics().iter().any(|m| m.contains("unreadable")));
+    assert_reported(&c, "unreadable");
     c.shutdown(WAIT).unwrap();
 }
 

@@ -100,13 +100,7 @@ fn an_unusable_memberships_answer_changes_nothing_and_is_reported() {
     c.identify("u").unwrap();
     c.flush(WAIT).unwrap();
     assert_eq!(c.groups().unwrap().to_json(), json!({"team": ["kept"]}));
-    assert!(
-        c.diagnostics()
-            .iter()
-            .any(|d| d.contains("group_memberships")),
-        "{:?}",
-        c.diagnostics()
-    );
+    assert_reported(&c, "group_memberships");
     c.shutdown(WAIT).unwrap();
 }
 
@@ -330,11 +324,7 @@ fn a_corrupt_state_file_is_reported_and_replaced() {
         dir.join("state.json.corrupt").exists(),
         "kept aside for inspection"
     );
-    assert!(
-        c.diagnostics().iter().any(|d| d.contains("state file")),
-        "{:?}",
-        c.diagnostics()
-    );
+    assert_reported(&c, "state file");
     c.add_group("team", "fresh").unwrap();
     c.shutdown(WAIT).unwrap();
     let c = start(server.url(), &dir);

@@ -47,3 +47,12 @@ pub fn props(v: Value) -> Option<Map<String, Value>> {
         _ => panic!("not an object"),
     }
 }
+
+/// Asserts that some diagnostic report of `c` mentions `needle`.
+pub fn assert_reported(c: &Client, needle: &str) {
+    let reports = c.diagnostics();
+    assert!(
+        reports.iter().any(|m| m.contains(needle)),
+        "no report mentions {needle:?}: {reports:?}"
+    );
+}
