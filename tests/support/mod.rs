@@ -65,6 +65,21 @@ struct State {
     log: Option<File>,
 }
 
+/// The event bodies in accepted `/api/events` and `/api/events/bulk` requests.
+fn events_in(requests: &[Recorded]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for r in requests.iter().filter(|r| r.accepted) {
+        match r.path.as_str() {
+            "/api/events" => out.push(r.body.clone()),
+            "/api/events/bulk" => {
+                out.extend(r.body["events"].as_array().cloned().unwrap_or_default())
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 pub struct FakeTrodo {
     addr: String,
     state: Arc<(Mutex<State>, Condvar)>,
@@ -119,17 +134,7 @@ impl FakeTrodo {
 
     /// Event bodies received on `/api/events`, in arrival order.
     pub fn events(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        for r in self.requests().into_iter().filter(|r| r.accepted) {
-            match r.path.as_str() {
-                "/api/events" => out.push(r.body),
-                "/api/events/bulk" => {
-                    out.extend(r.body["events"].as_array().cloned().unwrap_or_default())
-                }
-                _ => {}
-            }
-        }
-        out
+        events_in(&self.state.0.lock().unwrap().requests)
     }
 
     pub fn event(&self, name: &str) -> Value {
@@ -141,10 +146,20 @@ impl FakeTrodo {
 
     /// Waits until at least `n` requests have arrived.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, |requests| requests.len() >= n)
+    }
+
+    /// Waits until at least `n` events have been accepted.
+    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, |requests| events_in(requests).len() >= n)
+    }
+
+    /// Waits until `done` holds for the requests received; false on timeout.
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&[Recorded]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let (m, cv) = &*self.state;
         let mut g = m.lock().unwrap();
-        while g.requests.len() < n {
+        while !done(&g.requests) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
