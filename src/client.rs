@@ -3,7 +3,7 @@
 //! the order requests leave in is the order the calls happened in.
 //!
 //! [`Client`] can be used directly from Rust; the C API uses the one global
-//! client in [`global`].
+//! client in [`crate::global`], which also carries it across `fork()`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -80,6 +80,32 @@ impl Client {
     /// Opens (or creates) the local state under the storage directory and
     /// starts the background threads.
     pub fn start(site_id: &str, options: Options) -> Result<Arc<Client>> {
+        Client::start_with(site_id, options, None)
+    }
+
+    /// The client of a child process forked while `parent` ran: the same
+    /// settings, identity, memberships and session as at the fork, and
+    /// threads and a queue segment of its own. What the parent had queued is
+    /// left to the parent. Nothing of `parent` is locked for long or dropped:
+    /// its locks may be held by threads that do not exist in the child.
+    pub fn continue_after_fork(parent: &Client) -> Result<Arc<Client>> {
+        let s = &parent.shared;
+        let state = match s.inner.try_lock() {
+            Some(inner) if inner.accepting => Some(inner.state.clone()),
+            Some(_) => return Err(Error::not_initialized()), // forked during shutdown
+            // A thread was inside a call at the fork, so the state may be
+            // half-changed: take what had reached the file instead.
+            None => None,
+        };
+        Client::start_with(&s.site_id, s.options.clone(), state)
+    }
+
+    /// Starts with `state`, or with what the state file holds when `None`.
+    fn start_with(
+        site_id: &str,
+        options: Options,
+        state: Option<LocalState>,
+    ) -> Result<Arc<Client>> {
         validate::name(site_id, "site_id")?;
         let dir = match &options.storage_dir {
             Some(d) => d.clone(),
@@ -88,8 +114,6 @@ impl Client {
         let diag = Arc::new(Diagnostics::new(options.debug));
         let file = StateFile::open(&dir)?;
 
-        // The delivery queue locks the directory: a second process fails here,
-        // before it touches the state file.
         let shared_slot: Arc<OnceLock<Weak<Shared>>> = Arc::new(OnceLock::new());
         let slot = shared_slot.clone();
         let delivery = Delivery::start(
@@ -117,7 +141,7 @@ impl Client {
             }),
         )?;
 
-        let state = match file.load() {
+        let state = match state.map_or_else(|| file.load(), Loaded::Restored) {
             Loaded::Restored(s) => s,
             Loaded::Nothing => LocalState::fresh(),
             Loaded::Quarantined(report) => {
@@ -403,6 +427,22 @@ impl Client {
         }
     }
 
+    /// Writes what is accepted and not yet on disk (queue records and
+    /// state), giving up at `deadline` on any lock another thread holds: for
+    /// process exit, where no thread may be waited for.
+    pub fn persist_by(&self, deadline: std::time::Instant) {
+        self.delivery.persist_by(deadline);
+        let Some(mut inner) = self.shared.inner.try_lock_until(deadline) else {
+            return;
+        };
+        if self.shared.finished.load(Ordering::Acquire) {
+            return; // shutdown wrote the final state
+        }
+        let (state, generation) = (inner.state.clone(), inner.next_generation());
+        drop(inner);
+        let _ = self.shared.file.save_by(&state, generation, Some(deadline));
+    }
+
     /// Recent reports of problems the library handled itself.
     pub fn diagnostics(&self) -> Vec<String> {
         self.shared.diag.recent()
@@ -654,39 +694,4 @@ fn os_release() -> String {
 #[cfg(not(unix))]
 fn os_release() -> String {
     String::from("unknown")
-}
-
-/// The one process-wide client behind the C API.
-pub mod global {
-    use super::*;
-    use parking_lot::RwLock;
-
-    static CLIENT: RwLock<Option<Arc<Client>>> = RwLock::new(None);
-    /// Serialises init and shutdown, so a new client never reads the state
-    /// file while the old one is still writing its last state.
-    static LIFECYCLE: Mutex<()> = Mutex::new(());
-
-    pub fn init(site_id: &str, options: Options) -> Result<()> {
-        let _life = LIFECYCLE.lock();
-        if CLIENT.read().is_some() {
-            return Err(Error::new(
-                ErrorKind::AlreadyInitialized,
-                "libtrodo is already initialized: call trodo_shutdown before trodo_init again",
-            ));
-        }
-        let client = Client::start(site_id, options)?;
-        *CLIENT.write() = Some(client);
-        Ok(())
-    }
-
-    /// The client, or `NotInitialized`.
-    pub fn current() -> Result<Arc<Client>> {
-        CLIENT.read().clone().ok_or_else(Error::not_initialized)
-    }
-
-    pub fn shutdown(timeout: Duration) -> Result<()> {
-        let _life = LIFECYCLE.lock();
-        let client = CLIENT.write().take().ok_or_else(Error::not_initialized)?;
-        client.shutdown(timeout)
-    }
 }

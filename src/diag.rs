@@ -6,18 +6,21 @@ use std::collections::VecDeque;
 
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
 
 const KEEP: usize = 256;
 
 /// Receives each report once; set by `trodo_set_error_callback`.
 pub type ErrorCallback = Arc<dyn Fn(&str) + Send + Sync>;
 
-static CALLBACK: RwLock<Option<ErrorCallback>> = RwLock::new(None);
+/// Lock-free: a forked child may set or use it even if a parent thread was
+/// reading it at the fork.
+static CALLBACK: ArcSwapOption<ErrorCallback> = ArcSwapOption::const_empty();
 
 /// Sets (or with `None` clears) the process-wide error callback.
 pub fn set_error_callback(callback: Option<ErrorCallback>) {
-    *CALLBACK.write() = callback;
+    CALLBACK.store(callback.map(Arc::new));
 }
 
 #[derive(Debug, Default)]
@@ -46,7 +49,7 @@ impl Diagnostics {
             }
             r.push_back(message.clone());
         }
-        let callback = CALLBACK.read().clone();
+        let callback = CALLBACK.load_full();
         if let Some(cb) = callback {
             // A panicking callback must not take the reporting thread down.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&message)));

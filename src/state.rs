@@ -1,14 +1,18 @@
 //! The local state store, libtrodo's localStorage: identity, session and group
 //! memberships in one small JSON file, written atomically (temp file, fsync,
 //! rename) by a background thread so callers never wait on the disk.
+//!
+//! Several processes may share the file: each reads it at start, and each
+//! write replaces it whole under a short cross-process lock (`state.lock`),
+//! so it is never torn and the last writer wins.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use serde_json::{json, Value};
@@ -18,6 +22,7 @@ use crate::groups::Memberships;
 use crate::util::{new_id, now_ms};
 
 const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "state.lock";
 const QUARANTINE_SUFFIX: &str = ".corrupt";
 const FORMAT_VERSION: u64 = 1;
 
@@ -147,7 +152,7 @@ pub struct StateFile {
 impl StateFile {
     /// Creates `dir` if needed. Failure is `Storage`, naming the directory.
     pub fn open(dir: &Path) -> Result<StateFile> {
-        fs::create_dir_all(dir).map_err(|e| storage_error(dir, "cannot be created", &e))?;
+        crate::files::create_dir(dir).map_err(|e| storage_error(dir, "cannot be created", &e))?;
         Ok(StateFile {
             path: dir.join(STATE_FILE),
             written: parking_lot::Mutex::new(0),
@@ -159,7 +164,14 @@ impl StateFile {
     }
 
     pub fn load(&self) -> Loaded {
-        let bytes = match fs::read(&self.path) {
+        let read = crate::files::options()
+            .read(true)
+            .open(&self.path)
+            .and_then(|mut f| {
+                let mut b = Vec::new();
+                f.read_to_end(&mut b).map(|_| b)
+            });
+        let bytes = match read {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Nothing,
             Err(e) => return Loaded::Quarantined(self.quarantine(format!("cannot be read: {e}"))),
@@ -193,13 +205,45 @@ impl StateFile {
     /// Writes atomically: a crash leaves either the old file or the new one.
     /// `generation` orders snapshots: an older one than already written is skipped.
     pub fn save(&self, state: &LocalState, generation: u64) -> Result<()> {
-        let mut written = self.written.lock();
+        self.save_by(state, generation, None).map(|_| ())
+    }
+
+    /// As [`save`](Self::save), giving up at `deadline` (if any) rather than
+    /// wait longer for another thread or process: false when it gave up.
+    pub fn save_by(
+        &self,
+        state: &LocalState,
+        generation: u64,
+        deadline: Option<Instant>,
+    ) -> Result<bool> {
+        let written = match deadline {
+            None => Some(self.written.lock()),
+            Some(d) => self.written.try_lock_until(d),
+        };
+        let Some(mut written) = written else {
+            return Ok(false);
+        };
         if generation < *written {
-            return Ok(());
+            return Ok(true);
+        }
+        let fail = |e: &std::io::Error| storage_error(&self.path, "cannot be written", e);
+        let lock_path = self.dir().join(LOCK_FILE);
+        let lock = crate::files::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| storage_error(&lock_path, "cannot be opened", &e))?;
+        if !lock_by(&lock, deadline).map_err(|e| fail(&e))? {
+            return Ok(false);
         }
         let tmp = self.path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
+            let mut f = crate::files::options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             f.write_all(state.to_json().to_string().as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, &self.path)?;
@@ -208,9 +252,31 @@ impl StateFile {
             File::open(self.dir())?.sync_all()?;
             Ok(())
         };
-        write().map_err(|e| storage_error(&self.path, "cannot be written", &e))?;
+        let result = write();
+        // Unlocked explicitly: a child forked meanwhile shares the open file
+        // and would otherwise keep it locked after this one is closed.
+        let _ = lock.unlock();
+        result.map_err(|e| fail(&e))?;
         *written = generation;
-        Ok(())
+        Ok(true)
+    }
+}
+
+/// Locks `file` exclusively: waits as long as needed without a deadline,
+/// else tries until it; false when the deadline passed.
+fn lock_by(file: &File, deadline: Option<Instant>) -> std::io::Result<bool> {
+    let Some(deadline) = deadline else {
+        return file.lock().map(|_| true);
+    };
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
     }
 }
 

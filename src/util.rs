@@ -17,15 +17,22 @@ pub fn new_id() -> String {
 
 /// A fast non-cryptographic random number (ids must be unique, and retry
 /// jitter spread out, not secret): a per-thread wyrand generator seeded from
-/// the OS once, not a system call per number.
+/// the OS once per thread and fork generation, not a system call per number.
+/// (A forked child would otherwise repeat its parent's insert_ids.)
 pub fn random_u64() -> u64 {
     use std::cell::Cell;
     thread_local! {
-        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0);
+        /// (fork generation, generator state)
+        static STATE: Cell<(u64, u64)> = const { Cell::new((u64::MAX, 0)) };
     }
     STATE.with(|s| {
-        let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
-        s.set(x);
+        let (generation, mut x) = s.get();
+        let now = crate::process::generation();
+        if generation != now {
+            x = uuid::Uuid::new_v4().as_u64_pair().0;
+        }
+        x = x.wrapping_add(0xa076_1d64_78bd_642f);
+        s.set((now, x));
         let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
         (t >> 64) as u64 ^ t as u64
     })

@@ -4,7 +4,9 @@
 //! into `/api/events/bulk` batches, other calls go to their own routes in
 //! between, and failures follow the retry policy ([`policy`]).
 
+mod adopt;
 pub mod policy;
+pub mod segments;
 pub mod store;
 pub mod transport;
 
@@ -318,25 +320,29 @@ struct Shared {
     diag: Arc<Diagnostics>,
     /// Wakes the writer thread (set once it has started).
     dirty: std::sync::OnceLock<crate::state::DirtyFlag>,
+    on_complete: OnComplete,
+    adoption: adopt::Adoption,
 }
 
 pub struct Delivery {
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
     writer: Mutex<Option<Persister>>,
-    on_complete: OnComplete,
+    adopter: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Delivery {
-    /// Opens the queue under `storage_dir` (reporting any damage) and starts
-    /// the writer and delivery threads. What an earlier run left is sent first.
+    /// Opens a queue segment under `storage_dir` (reporting any damage) and
+    /// starts the writer, delivery and adopter threads. What an earlier run
+    /// left is sent first.
     pub fn start(
         config: Config,
         diag: Arc<Diagnostics>,
         on_complete: OnComplete,
     ) -> Result<Delivery> {
-        let (store, recovered) = QueueStore::open(&config.storage_dir, config.memory_queue_bytes)?;
-        if let Some(report) = &recovered.damage {
+        let (store, recovered) =
+            QueueStore::open_in(&config.storage_dir, config.memory_queue_bytes)?;
+        for report in recovered.damage.iter().chain(&recovered.skipped) {
             diag.report(report.clone());
         }
         // Left by an earlier run: due at once.
@@ -374,6 +380,8 @@ impl Delivery {
             diag,
             config,
             dirty: std::sync::OnceLock::new(),
+            on_complete,
+            adoption: adopt::Adoption::default(),
         });
         let internal = |e: std::io::Error| {
             crate::error::Error::new(
@@ -390,83 +398,42 @@ impl Delivery {
         })
         .map_err(internal)?;
         let _ = shared.dirty.set(writer.flag());
-        let (s, hook) = (shared.clone(), on_complete.clone());
+        let s = shared.clone();
         let worker = std::thread::Builder::new()
             .name("trodo-delivery".into())
-            .spawn(move || run(&s, &hook))
+            .spawn(move || run(&s))
             .map_err(internal)?;
+        let adopter = adopt::start(&shared).map_err(internal)?;
         Ok(Delivery {
             shared,
             worker: Mutex::new(Some(worker)),
             writer: Mutex::new(Some(writer)),
-            on_complete,
+            adopter: Mutex::new(Some(adopter)),
         })
     }
 
     /// Queues a request; returns at once (after the disk write with `sync`).
     pub fn enqueue(&self, request: Request) {
-        let s = &*self.shared;
-        let body: Arc<[u8]> = request.body.into();
-        let is_event = request.path == wire::path::EVENT;
-        let mut q = s.queue.lock();
-        q.last_seq += 1;
-        let seq = q.last_seq;
-        // The worker only needs waking when this item changes what it waits
-        // for: an empty queue, another call, or a batch that just filled up.
-        // Otherwise it wakes at the oldest event's flush_interval anyway.
-        q.tail_events = if is_event { q.tail_events + 1 } else { 0 };
-        let wake = q.len() == 0 || !is_event || q.tail_events % s.config.flush_at.max(1) == 0;
-        store::encode_item(seq, request.path, &body, &mut q.unwritten);
-        q.bytes += body.len() as u64;
-        // Once one item is spilled, every later one is too, so that the head
-        // is always older than the spilled part.
-        let spill = !q.spilled.is_empty()
-            || (!q.items.is_empty()
-                && q.head_bytes + body.len() as u64 > s.config.memory_queue_bytes);
-        if spill {
-            q.spilled.push_back(SpillRef {
-                seq,
-                body_len: body.len() as u32,
-                path_len: request.path.len() as u16,
-            });
-            if request.tag != Tag::None {
-                q.spilled_tags.push_back((seq, request.tag));
-            }
-        } else {
-            q.push_head(Item {
-                seq,
-                path: Cow::Borrowed(request.path),
-                is_event,
-                body,
-                tag: request.tag,
-                enqueued: Instant::now(),
-                first_failure: None,
-            });
-        }
-        let before = q.stats.dropped_queue_full;
-        let dropped_tags = s.enforce_bounds(&mut q);
-        let dropped = q.stats.dropped_queue_full - before;
-        drop(q);
-        if wake {
-            s.work.notify_one();
-        }
-        for tag in dropped_tags {
-            (self.on_complete)(tag, Outcome::Dropped(DropReason::QueueFull));
-        }
-        if dropped > 0 {
-            s.diag.report(format!(
-                "queue full (max_queue_items {} / max_queue_bytes {}): dropped the {dropped} oldest item(s) (queue_full)",
-                s.config.max_queue_items, s.config.max_queue_bytes
-            ));
-        }
-        s.persist_soon();
+        self.shared.push(
+            Cow::Borrowed(request.path),
+            request.body.into(),
+            request.tag,
+            Instant::now(),
+        );
+        self.shared.persist_soon();
     }
 
-    /// Waits until everything enqueued before this call has been sent or
-    /// dropped; false when `timeout` passed first.
+    /// Waits until everything enqueued before this call, and everything
+    /// left by processes that have ended, has been sent or dropped; false
+    /// when `timeout` passed first.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let s = &*self.shared;
         let deadline = Instant::now() + timeout;
+        self.shared.adopt_orphans();
+        self.flush_until(deadline)
+    }
+
+    fn flush_until(&self, deadline: Instant) -> bool {
+        let s = &*self.shared;
         let mut q = s.queue.lock();
         let target = q.last_seq;
         q.flush_through = q.flush_through.max(target);
@@ -480,17 +447,23 @@ impl Delivery {
     }
 
     /// Flushes for at most `timeout`, then stops. What is still queued stays
-    /// on disk for the next start. Returns whether the flush finished.
+    /// on disk for the next start (or another process on the directory).
+    /// Returns whether the flush finished.
     pub fn shutdown(&self, timeout: Duration) -> bool {
         let flushed = self.flush(timeout);
         let s = &*self.shared;
         s.stop.store(true, Ordering::Release);
         s.work.notify_all();
+        s.adoption.stop();
+        if let Some(a) = self.adopter.lock().take() {
+            let _ = a.join(); // disk work only, and it checks the stop flag
+        }
         if let Some(mut w) = self.writer.lock().take() {
             w.stop();
         }
-        s.write_unwritten();
-        s.store.close();
+        let written = s.write_unwritten();
+        let empty = s.queue.lock().len() == 0;
+        s.store.close(written && empty);
         // The worker leaves at its next check; inside a request it may take up
         // to timeout_ms, so it is only joined when it has already left. A
         // request it then completes is sent again by the next start (the
@@ -501,6 +474,22 @@ impl Delivery {
             }
         }
         flushed
+    }
+
+    /// Writes the records not yet on disk, giving up at `deadline` on the
+    /// queue or the file if another thread holds them: for process exit.
+    pub fn persist_by(&self, deadline: Instant) {
+        let s = &*self.shared;
+        let _ = s.store.append_with(
+            || {
+                s.queue
+                    .try_lock_until(deadline)
+                    .map(|mut q| std::mem::take(&mut q.unwritten))
+                    .unwrap_or_default()
+            },
+            true,
+            Some(deadline),
+        );
     }
 
     /// Discards everything queued and not in flight (opt-out).
@@ -515,7 +504,7 @@ impl Delivery {
         s.persist_soon();
         s.done.notify_all();
         for tag in tags {
-            (self.on_complete)(tag, Outcome::Dropped(DropReason::OptedOut));
+            (s.on_complete)(tag, Outcome::Dropped(DropReason::OptedOut));
         }
     }
 
@@ -542,16 +531,74 @@ impl Drop for Delivery {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.work.notify_all();
+        self.shared.adoption.stop();
     }
 }
 
 impl Shared {
+    /// Queues one item (a new request, or one adopted from an ended process).
+    fn push(&self, path: Cow<'static, str>, body: Arc<[u8]>, tag: Tag, enqueued: Instant) {
+        let is_event = path == wire::path::EVENT;
+        let mut q = self.queue.lock();
+        q.last_seq += 1;
+        let seq = q.last_seq;
+        // The worker only needs waking when this item changes what it waits
+        // for: an empty queue, another call, or a batch that just filled up.
+        // Otherwise it wakes at the oldest event's flush_interval anyway.
+        q.tail_events = if is_event { q.tail_events + 1 } else { 0 };
+        let wake = q.len() == 0 || !is_event || q.tail_events % self.config.flush_at.max(1) == 0;
+        store::encode_item(seq, &path, &body, &mut q.unwritten);
+        q.bytes += body.len() as u64;
+        // Once one item is spilled, every later one is too, so that the head
+        // is always older than the spilled part.
+        let spill = !q.spilled.is_empty()
+            || (!q.items.is_empty()
+                && q.head_bytes + body.len() as u64 > self.config.memory_queue_bytes);
+        if spill {
+            q.spilled.push_back(SpillRef {
+                seq,
+                body_len: body.len() as u32,
+                path_len: path.len() as u16,
+            });
+            if tag != Tag::None {
+                q.spilled_tags.push_back((seq, tag));
+            }
+        } else {
+            q.push_head(Item {
+                seq,
+                path,
+                is_event,
+                body,
+                tag,
+                enqueued,
+                first_failure: None,
+            });
+        }
+        let before = q.stats.dropped_queue_full;
+        let dropped_tags = self.enforce_bounds(&mut q);
+        let dropped = q.stats.dropped_queue_full - before;
+        drop(q);
+        if wake {
+            self.work.notify_one();
+        }
+        for tag in dropped_tags {
+            (self.on_complete)(tag, Outcome::Dropped(DropReason::QueueFull));
+        }
+        if dropped > 0 {
+            self.diag.report(format!(
+                "queue full (max_queue_items {} / max_queue_bytes {}): dropped the {dropped} oldest item(s) (queue_full)",
+                self.config.max_queue_items, self.config.max_queue_bytes
+            ));
+        }
+    }
+
     /// Appends the unwritten records and syncs them. On failure they are
     /// kept, ahead of newer ones, for the next write, and it is reported.
-    fn write_unwritten(&self) {
+    /// Returns whether they were written.
+    fn write_unwritten(&self) -> bool {
         let taken = self
             .store
-            .append_with(|| std::mem::take(&mut self.queue.lock().unwritten), true);
+            .append_with(|| std::mem::take(&mut self.queue.lock().unwritten), true, None);
         if let Err((mut bytes, e)) = taken {
             let mut q = self.queue.lock();
             bytes.extend_from_slice(&q.unwritten);
@@ -560,7 +607,9 @@ impl Shared {
             self.diag.report(format!(
                 "queue write failed (the records are kept in memory and written again later): {e}"
             ));
+            return false;
         }
+        true
     }
 
     /// Drops the oldest items not in flight while over a bound, first from
@@ -776,7 +825,7 @@ fn next_batch(q: &mut Queue, config: &Config, split_limit: Option<usize>, now: I
 }
 
 /// The worker: one request at a time, in order, retried per the policy.
-fn run(s: &Shared, on_complete: &OnComplete) {
+fn run(s: &Shared) {
     // Loading the system's trust store is file I/O: done here, not in init.
     let transport = Transport::new(
         &s.config.api_base,
@@ -788,8 +837,9 @@ fn run(s: &Shared, on_complete: &OnComplete) {
     let mut attempt = 0u32;
     let mut split_limit: Option<usize> = None;
     let tell = |tag: Tag, outcome: Outcome<'_>| {
-        let _ =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_complete(tag, outcome)));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (s.on_complete)(tag, outcome)
+        }));
     };
     loop {
         let batch = {

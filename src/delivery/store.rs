@@ -14,19 +14,20 @@
 //! only a bounded head in memory and read the rest back by a file cursor.
 //!
 //! Loading keeps every intact record before the first damaged one; the
-//! damaged tail is moved to `queue.corrupt` and reported, never fatal.
+//! damaged tail is moved to `<segment>.corrupt` and reported, never fatal.
+//!
+//! Each process writes a file of its own: a [`Segment`] (see [`segments`](super::segments)).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 
+use super::segments::{self, Segment};
 use crate::error::{Error, ErrorKind, Result};
+use crate::files;
 
-const QUEUE_FILE: &str = "queue.bin";
-const LOCK_FILE: &str = "queue.lock";
-const CORRUPT_FILE: &str = "queue.corrupt";
 /// A record larger than this is damage, not data (items are at most a few MiB).
 const MAX_RECORD: u32 = 64 * 1024 * 1024;
 /// Rewrite the file once this much of it is done records.
@@ -78,6 +79,8 @@ pub struct Recovered {
     /// Damage found and moved aside, for the report.
     pub damage: Option<String>,
     pub damaged_bytes: u64,
+    /// Segments left by earlier processes that could not be taken over.
+    pub skipped: Vec<String>,
 }
 
 struct FileState {
@@ -92,8 +95,9 @@ struct FileState {
 pub struct QueueStore {
     path: PathBuf,
     file: Mutex<FileState>,
-    /// Held for the store's life: a second process gets `Storage`.
-    lock: Mutex<Option<File>>,
+    /// This process's segment, held for the store's life.
+    segment: Mutex<Option<Segment>>,
+    name: String,
     /// Bytes of records known to be done, for deciding when to compact.
     dead_bytes: Mutex<u64>,
 }
@@ -229,20 +233,45 @@ fn in_ranges(ranges: &[(u64, u64)], seq: u64) -> bool {
 }
 
 impl QueueStore {
-    /// Locks the directory for this process, then reads what is queued: the
-    /// oldest live items up to `head_bytes` of bodies in full, the rest as
+    /// Opens a queue for this process under `dir`: a segment whose owner is
+    /// gone is taken over as it is (the common case of one process started
+    /// again: its queue is not copied), otherwise a new one is made.
+    pub fn open_in(dir: &Path, head_bytes: u64) -> Result<(QueueStore, Recovered)> {
+        let mut skipped = Vec::new();
+        let found =
+            segments::stems(dir).map_err(|e| storage(dir, "cannot be listed", e))?;
+        for stem in found {
+            let segment = match Segment::claim(dir, &stem) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    skipped.push(format!("queue segment {stem} cannot be locked: {e}"));
+                    continue;
+                }
+            };
+            if !segment.file("bin").exists() {
+                segment.remove(); // a lock file left without its queue
+                continue;
+            }
+            match QueueStore::open(segment, head_bytes) {
+                Ok((store, mut recovered)) => {
+                    recovered.skipped = skipped;
+                    return Ok((store, recovered));
+                }
+                Err(e) => skipped.push(format!("queue segment {stem} was left alone: {e}")),
+            }
+        }
+        let (store, mut recovered) = QueueStore::open(Segment::create(dir)?, head_bytes)?;
+        recovered.skipped = skipped;
+        Ok((store, recovered))
+    }
+
+    /// Opens `segment`'s queue file and reads what is queued: the oldest
+    /// live items up to `head_bytes` of bodies in full, the rest as
     /// [`SpillRef`]s.
-    pub fn open(dir: &Path, head_bytes: u64) -> Result<(QueueStore, Recovered)> {
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| storage(&lock_path, "cannot be opened", e))?;
-        lock_exclusive(&lock, dir)?;
-        let path = dir.join(QUEUE_FILE);
-        let mut file = OpenOptions::new()
+    pub fn open(segment: Segment, head_bytes: u64) -> Result<(QueueStore, Recovered)> {
+        let path = segment.file("bin");
+        let mut file = files::options()
             .create(true)
             .truncate(false)
             .read(true)
@@ -258,7 +287,8 @@ impl QueueStore {
                 spill_cursor: loaded.spill_cursor,
                 open_done: loaded.done,
             }),
-            lock: Mutex::new(Some(lock)),
+            name: segment.name().to_string(),
+            segment: Mutex::new(Some(segment)),
             dead_bytes: Mutex::new(loaded.dead),
         };
         let mut recovered = loaded.recovered;
@@ -279,6 +309,11 @@ impl QueueStore {
         Ok((store, recovered))
     }
 
+    /// The name of this process's segment.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Moves the unreadable tail aside and cuts the file before it.
     fn quarantine_tail(&self, good_len: u64, file_len: u64) -> Result<String> {
         let mut guard = self.file.lock();
@@ -286,12 +321,18 @@ impl QueueStore {
             .file
             .as_mut()
             .ok_or_else(|| storage(&self.path, "is closed", "closed"))?;
-        let aside = self.path.with_file_name(CORRUPT_FILE);
+        let aside = self.path.with_extension("corrupt");
         let mut tail = Vec::new();
         file.seek(SeekFrom::Start(good_len))
             .and_then(|_| file.read_to_end(&mut tail))
             .map_err(|e| storage(&self.path, "cannot be read", e))?;
-        let saved = fs::write(&aside, &tail).is_ok();
+        let saved = files::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&aside)
+            .and_then(|mut f| f.write_all(&tail))
+            .is_ok();
         file.set_len(good_len)
             .and_then(|_| file.sync_all())
             .map_err(|e| storage(&self.path, "cannot be truncated", e))?;
@@ -307,19 +348,28 @@ impl QueueStore {
     /// Appends encoded records; with `sync`, they are on disk when this returns.
     #[cfg(test)]
     pub fn append(&self, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-        self.append_with(|| bytes.to_vec(), sync)
+        self.append_with(|| bytes.to_vec(), sync, None)
             .map_err(|(_, e)| e)
     }
 
     /// Appends the records `take` hands over, taken while the file is held so
     /// that concurrent writers append in the order they took. On failure the
-    /// bytes are returned so that the caller can keep them.
+    /// bytes are returned so that the caller can keep them. With a
+    /// `deadline`, gives up (`TimedOut`, nothing taken) rather than wait
+    /// past it for the file.
     pub fn append_with(
         &self,
         take: impl FnOnce() -> Vec<u8>,
         sync: bool,
+        deadline: Option<std::time::Instant>,
     ) -> std::result::Result<(), (Vec<u8>, std::io::Error)> {
-        let mut guard = self.file.lock();
+        let guard = match deadline {
+            None => Some(self.file.lock()),
+            Some(d) => self.file.try_lock_until(d),
+        };
+        let Some(mut guard) = guard else {
+            return Err((Vec::new(), io::ErrorKind::TimedOut.into()));
+        };
         let bytes = take();
         let Some(file) = guard.file.as_mut() else {
             return Ok(()); // closed at shutdown: a late writer changes nothing
@@ -391,7 +441,12 @@ impl QueueStore {
         let spilled = encode_head(&mut head);
         let (cursor, open_done) = (st.spill_cursor, &st.open_done);
         let mut write = || -> std::io::Result<File> {
-            let mut out = BufWriter::with_capacity(256 * 1024, File::create(&tmp)?);
+            let tmp_file = files::options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            let mut out = BufWriter::with_capacity(256 * 1024, tmp_file);
             out.write_all(&head)?;
             if let Some((first, last)) = spilled {
                 copy_spilled(old, cursor, first, last, open_done, &mut out)?;
@@ -401,7 +456,7 @@ impl QueueStore {
             fs::rename(&tmp, &self.path)?;
             #[cfg(unix)]
             File::open(self.path.parent().unwrap_or(Path::new(".")))?.sync_all()?;
-            OpenOptions::new().read(true).write(true).open(&self.path)
+            files::options().read(true).write(true).open(&self.path)
         };
         let file = write().map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
         *st = FileState {
@@ -413,12 +468,17 @@ impl QueueStore {
         Ok(())
     }
 
-    /// Closes the file and releases the directory lock.
-    pub fn close(&self) {
+    /// Closes the file and releases the segment; with `remove` (nothing is
+    /// left in it) its files are removed first.
+    pub fn close(&self, remove: bool) {
         if let Some(f) = self.file.lock().file.take() {
             let _ = f.sync_all();
         }
-        self.lock.lock().take();
+        if let Some(segment) = self.segment.lock().take() {
+            if remove {
+                segment.remove();
+            }
+        }
     }
 }
 
@@ -453,30 +513,6 @@ fn copy_spilled(
             copied_through = seq;
         }
     }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn lock_exclusive(lock: &File, dir: &Path) -> Result<()> {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; released when it is closed.
-    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(Error::new(
-            ErrorKind::Storage,
-            format!(
-                "storage: {} is in use by another libtrodo client (process or trodo_init); \
-                 give each its own storage_dir",
-                dir.display()
-            ),
-        ))
-    }
-}
-
-#[cfg(not(unix))]
-fn lock_exclusive(_lock: &File, _dir: &Path) -> Result<()> {
     Ok(())
 }
 
@@ -537,14 +573,7 @@ fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<Loaded> {
             });
         }
     }
-    done.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(done.len());
-    for (from, to) in done {
-        match merged.last_mut() {
-            Some(last) if from <= last.1.saturating_add(1) => last.1 = last.1.max(to),
-            _ => merged.push((from, to)),
-        }
-    }
+    let merged = merge_ranges(done);
     let mut dead = 0u64;
     head.retain(|i| {
         let gone = in_ranges(&merged, i.seq);
@@ -567,12 +596,66 @@ fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<Loaded> {
             last_seq,
             damage: None,
             damaged_bytes: 0,
+            skipped: Vec::new(),
         },
         good_len,
         dead,
         done: merged,
         spill_cursor: spill_cursor.unwrap_or(good_len),
     })
+}
+
+/// Done ranges sorted and merged, for [`in_ranges`].
+fn merge_ranges(mut done: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    done.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(done.len());
+    for (from, to) in done {
+        match merged.last_mut() {
+            Some(last) if from <= last.1.saturating_add(1) => last.1 = last.1.max(to),
+            _ => merged.push((from, to)),
+        }
+    }
+    merged
+}
+
+/// Hands each live item of another process's segment to `visit`, in order,
+/// without holding more than one in memory: a first pass collects the done
+/// ranges, a second visits the items they do not cover. Returns the bytes
+/// after the intact records (damage), which are not read.
+pub fn read_orphan(segment: &Segment, mut visit: impl FnMut(StoredItem)) -> io::Result<u64> {
+    let path = segment.file("bin");
+    let mut file = match files::options().read(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut payload = Vec::new();
+    let (mut done, mut good_len) = (Vec::new(), 0u64);
+    let mut reader = BufReader::with_capacity(256 * 1024, &mut file);
+    while let Some((size, record)) = read_record(&mut reader, &mut payload)? {
+        good_len += size;
+        if let Record::Done(from, to) = record {
+            done.push((from, to));
+        }
+    }
+    let done = merge_ranges(done);
+    let file_len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(0))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, (&mut file).take(good_len));
+    let mut last_item = 0u64;
+    while let Some((_, record)) = read_record(&mut reader, &mut payload)? {
+        if let Record::Item { seq, path, body } = record {
+            if seq > last_item && !in_ranges(&done, seq) {
+                visit(StoredItem {
+                    seq,
+                    path: path.to_string(),
+                    body: body.to_vec(),
+                });
+            }
+            last_item = last_item.max(seq);
+        }
+    }
+    Ok(file_len.saturating_sub(good_len))
 }
 
 /// Fills `buf`; true at a clean or torn end of file.
@@ -599,6 +682,13 @@ mod tests {
         d
     }
 
+    /// The one segment's queue file in `d`.
+    fn queue_file(d: &Path) -> PathBuf {
+        let stems = segments::stems(d).unwrap();
+        assert_eq!(stems.len(), 1, "{stems:?}");
+        d.join(format!("{}.bin", stems.first().unwrap()))
+    }
+
     fn items(n: u64) -> Vec<u8> {
         let mut out = Vec::new();
         for seq in 1..=n {
@@ -615,15 +705,15 @@ mod tests {
     #[test]
     fn items_and_done_markers_round_trip() {
         let d = dir();
-        let (store, rec) = QueueStore::open(&d, u64::MAX).unwrap();
+        let (store, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
         assert!(rec.items.is_empty() && rec.damage.is_none());
         store.append(&items(5), true).unwrap();
         let mut done = Vec::new();
         encode_done(1, 2, &mut done);
         encode_done(4, 4, &mut done);
         store.append(&done, true).unwrap();
-        store.close();
-        let (_store, rec) = QueueStore::open(&d, u64::MAX).unwrap();
+        store.close(false);
+        let (_store, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
         let seqs: Vec<u64> = rec.items.iter().map(|i| i.seq).collect();
         assert_eq!(seqs, [3, 5]);
         assert_eq!(rec.items[0].body, b"{\"n\":3}");
@@ -634,48 +724,68 @@ mod tests {
     #[test]
     fn a_torn_or_scribbled_tail_keeps_everything_before_it() {
         let d = dir();
-        let (store, _) = QueueStore::open(&d, u64::MAX).unwrap();
+        let (store, _) = QueueStore::open_in(&d, u64::MAX).unwrap();
         store.append(&items(10), true).unwrap();
-        store.close();
-        let path = d.join(QUEUE_FILE);
+        store.close(false);
+        let path = queue_file(&d);
         let full = fs::read(&path).unwrap();
         let record = full.len() / 10;
         // Scribble inside record 7 (index 6).
         let mut bad = full.clone();
         bad[record * 6 + 12] ^= 0xFF;
         fs::write(&path, &bad).unwrap();
-        let (store, rec) = QueueStore::open(&d, u64::MAX).unwrap();
+        let (store, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
         assert_eq!(rec.items.len(), 6);
         let report = rec.damage.unwrap();
         assert!(
-            report.contains("damaged") && report.contains(CORRUPT_FILE),
+            report.contains("damaged") && report.contains(".corrupt"),
             "{report}"
         );
         assert_eq!(
-            fs::read(d.join(CORRUPT_FILE)).unwrap().len(),
+            fs::read(path.with_extension("corrupt")).unwrap().len(),
             full.len() - record * 6
         );
         // The file was cut at the damage, so appends land after intact records.
         store.append(&items(1), true).unwrap();
-        store.close();
+        store.close(false);
         // Truncation mid-record is damage too.
         let len = fs::metadata(&path).unwrap().len();
-        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 3).unwrap();
-        let (_s, rec) = QueueStore::open(&d, u64::MAX).unwrap();
+        let (_s, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
         assert_eq!(rec.items.len(), 6);
         assert!(rec.damage.is_some());
     }
 
     #[test]
-    fn a_second_opener_is_refused_until_the_first_closes() {
+    fn a_second_opener_gets_its_own_segment_and_takes_over_the_first_once_it_is_gone() {
         let d = dir();
-        let (first, _) = QueueStore::open(&d, u64::MAX).unwrap();
-        let err = QueueStore::open(&d, u64::MAX).err().unwrap();
-        assert_eq!(err.kind, ErrorKind::Storage);
-        assert!(err.message.contains("in use"), "{err}");
-        first.close();
-        assert!(QueueStore::open(&d, u64::MAX).is_ok());
+        let (first, _) = QueueStore::open_in(&d, u64::MAX).unwrap();
+        first.append(&items(3), true).unwrap();
+        let (second, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
+        assert!(rec.items.is_empty(), "the first one's segment is alive");
+        assert_ne!(first.name(), second.name());
+        second.close(true);
+        first.close(false);
+        let (third, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
+        assert_eq!(third.name(), first.name(), "taken over, not copied");
+        assert_eq!(seqs(&rec.items), [1, 2, 3]);
+        assert_eq!(segments::stems(&d).unwrap().len(), 1, "the empty one was removed");
+        third.close(false);
+    }
+
+    #[test]
+    fn an_orphan_is_read_item_by_item_without_its_done_ones() {
+        let d = dir();
+        ten_with_a_hole(&d);
+        let stem = segments::stems(&d).unwrap().pop_first().unwrap();
+        let segment = Segment::claim(&d, &stem).unwrap().expect("nobody holds it");
+        assert!(Segment::claim(&d, &stem).unwrap().is_none(), "held once");
+        let mut got = Vec::new();
+        let damaged = read_orphan(&segment, |i| got.push(i.seq)).unwrap();
+        assert_eq!((got, damaged), (vec![1, 2, 3, 4, 5, 8, 9, 10], 0));
+        segment.remove();
+        assert!(segments::stems(&d).unwrap().is_empty());
     }
 
     fn seqs(items: &[StoredItem]) -> Vec<u64> {
@@ -684,11 +794,11 @@ mod tests {
 
     /// Items 1..=10 with bodies of 7 bytes, 6 and 7 done.
     fn ten_with_a_hole(d: &Path) {
-        let (store, _) = QueueStore::open(d, u64::MAX).unwrap();
+        let (store, _) = QueueStore::open_in(d, u64::MAX).unwrap();
         let mut bytes = items(10);
         encode_done(6, 7, &mut bytes);
         store.append(&bytes, true).unwrap();
-        store.close();
+        store.close(false);
     }
 
     #[test]
@@ -696,7 +806,7 @@ mod tests {
         let d = dir();
         ten_with_a_hole(&d);
         // Bodies `{"n":1}` are 7 bytes: a 15-byte head holds two items.
-        let (store, rec) = QueueStore::open(&d, 15).unwrap();
+        let (store, rec) = QueueStore::open_in(&d, 15).unwrap();
         assert_eq!(seqs(&rec.items), [1, 2]);
         let spilled: Vec<u64> = rec.spilled.iter().map(|r| r.seq()).collect();
         assert_eq!(spilled, [3, 4, 5, 8, 9, 10]);
@@ -730,14 +840,14 @@ mod tests {
             visit(&p)
         });
         assert_eq!(seqs(&got.unwrap()), [14]);
-        store.close();
+        store.close(false);
     }
 
     #[test]
     fn a_compaction_copies_the_spilled_records_but_not_the_done_ones() {
         let d = dir();
         ten_with_a_hole(&d);
-        let (store, rec) = QueueStore::open(&d, 15).unwrap();
+        let (store, rec) = QueueStore::open_in(&d, 15).unwrap();
         let range = spill_range(rec.spilled.first().zip(rec.spilled.last()));
         assert_eq!(range, Some((3, 10)));
         store
@@ -751,9 +861,9 @@ mod tests {
         // The cursor now points just past the head in the new file.
         let got = store.read_spilled(&[3, 8], |_| {}).unwrap();
         assert_eq!(seqs(&got), [3, 8]);
-        store.close();
-        let before = fs::metadata(d.join(QUEUE_FILE)).unwrap().len();
-        let (_s, rec) = QueueStore::open(&d, u64::MAX).unwrap();
+        store.close(false);
+        let before = fs::metadata(queue_file(&d)).unwrap().len();
+        let (_s, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
         assert_eq!(seqs(&rec.items), [1, 2, 3, 4, 5, 8, 9, 10]);
         let live_len: u64 = rec
             .items
@@ -766,16 +876,16 @@ mod tests {
     #[test]
     fn a_fully_done_file_is_emptied_on_open() {
         let d = dir();
-        let (store, _) = QueueStore::open(&d, u64::MAX).unwrap();
+        let (store, _) = QueueStore::open_in(&d, u64::MAX).unwrap();
         store.append(&items(3), true).unwrap();
         let mut done = Vec::new();
         encode_done(1, 3, &mut done);
         store.append(&done, true).unwrap();
-        store.close();
-        let (store, rec) = QueueStore::open(&d, u64::MAX).unwrap();
+        store.close(false);
+        let (store, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
         assert!(rec.items.is_empty());
         assert_eq!(rec.last_seq, 3);
-        assert_eq!(fs::metadata(d.join(QUEUE_FILE)).unwrap().len(), 0);
-        store.close();
+        assert_eq!(fs::metadata(queue_file(&d)).unwrap().len(), 0);
+        store.close(false);
     }
 }

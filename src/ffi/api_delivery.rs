@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use super::guard;
 use super::status::TrodoStatus;
-use crate::client::global;
+use crate::global;
 
 /// Delivery counts as a JSON object: {"queued", "queued_bytes",
 /// "queued_memory_bytes", "in_flight", "sent", "dropped", "dropped_by_reason":

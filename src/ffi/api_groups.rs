@@ -4,7 +4,7 @@ use super::args;
 use super::guard;
 use super::handle::{self, TrodoGroup};
 use super::status::TrodoStatus;
-use crate::client::global;
+use crate::global;
 use crate::error::Result;
 use crate::groups::Group;
 use crate::profile::GroupProfileOp;

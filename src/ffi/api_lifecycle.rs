@@ -3,8 +3,9 @@ use std::time::Duration;
 
 use super::args;
 use super::guard;
+use super::hooks;
 use super::status::TrodoStatus;
-use crate::client::global;
+use crate::global;
 use crate::config::Options;
 
 /// Starts the one global client for `site_id`.
@@ -25,6 +26,7 @@ use crate::config::Options;
 #[no_mangle]
 pub extern "C" fn trodo_init(site_id: *const c_char, options_json: *const c_char) -> TrodoStatus {
     guard::status(|| {
+        hooks::install();
         let site_id = args::string(site_id, "site_id")?;
         let options = match args::opt_string(options_json, "options_json")? {
             Some(text) => Options::from_json(text)?,

@@ -3,7 +3,7 @@ use std::ffi::c_char;
 use super::args;
 use super::guard;
 use super::status::TrodoStatus;
-use crate::client::global;
+use crate::global;
 use crate::error::Result;
 use crate::profile::PeopleOp;
 

@@ -16,6 +16,7 @@
 pub mod args;
 pub mod guard;
 pub mod handle;
+pub mod hooks;
 pub mod status;
 
 mod api_delivery;

@@ -56,3 +56,38 @@ pub fn assert_reported(c: &Client, needle: &str) {
         "no report mentions {needle:?}: {reports:?}"
     );
 }
+
+/// The queue files (`<segment>.bin`) in `dir`, sorted.
+pub fn queue_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("queue") && name.ends_with(".bin")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The one queue file in `dir`.
+pub fn queue_file(dir: &Path) -> PathBuf {
+    let files = queue_files(dir);
+    assert_eq!(files.len(), 1, "one queue segment expected: {files:?}");
+    files.into_iter().next().unwrap()
+}
+
+/// A loopback address where nothing listens.
+pub fn dead_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+/// The event names, in order.
+pub fn names(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["event_name"].as_str().unwrap().to_string())
+        .collect()
+}

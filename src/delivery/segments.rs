@@ -1,0 +1,161 @@
+//! Queue segments: every process (and every forked child) appends to a queue
+//! file of its own, `queue-<pid>-<random>.bin`, and holds the matching
+//! `.lock` file locked for as long as it runs. Several processes can thus use
+//! one storage directory without ever writing into the same file.
+//!
+//! A segment whose lock is free belongs to nobody: its owner died (or was
+//! killed) before sending everything. A live process claims it, takes its
+//! items into its own queue, and removes it. `queue.bin` / `queue.lock`, the
+//! single queue of earlier versions, is just another segment.
+//!
+//! Claiming locks the lock file and then checks that the name still refers
+//! to the file locked (as sentry-native checks its run directories): an
+//! adopter that has just finished removes the lock file while still holding
+//! it, so a second adopter that locks the removed file sees that it is gone
+//! and leaves, and no segment is ever sent by two processes.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::files;
+use crate::process::Held;
+
+const PREFIX: &str = "queue";
+
+/// A segment this process holds locked: its own, or one it claimed.
+#[derive(Debug)]
+pub struct Segment {
+    dir: PathBuf,
+    stem: String,
+    /// Not closed when the process forked since: the child handler closed
+    /// it already, and the number may belong to another file by now.
+    lock: Option<File>,
+    held: Held,
+}
+
+impl Segment {
+    /// A new segment for this process.
+    pub fn create(dir: &Path) -> Result<Segment> {
+        let stem = format!(
+            "{PREFIX}-{}-{:08x}",
+            std::process::id(),
+            crate::util::random_u64() as u32
+        );
+        let path = dir.join(format!("{stem}.lock"));
+        let fail = |e: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorKind::Storage,
+                format!("storage: {} cannot be created: {e}", path.display()),
+            )
+        };
+        let lock = files::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| fail(&e))?;
+        lock.try_lock().map_err(|e| fail(&e))?;
+        Ok(Segment::holding(dir, stem, lock))
+    }
+
+    /// Locks segment `stem` when nobody holds it. `None` when its owner is
+    /// alive, or when another process finished with it meanwhile.
+    pub fn claim(dir: &Path, stem: &str) -> io::Result<Option<Segment>> {
+        let path = dir.join(format!("{stem}.lock"));
+        let lock = files::options().write(true).create(true).open(&path)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+        if !still_named(&lock, &path)? {
+            return Ok(None);
+        }
+        Ok(Some(Segment::holding(dir, stem.to_string(), lock)))
+    }
+
+    fn holding(dir: &Path, stem: String, lock: File) -> Segment {
+        let held = Held::new(raw_fd(&lock));
+        Segment {
+            dir: dir.to_path_buf(),
+            stem,
+            lock: Some(lock),
+            held,
+        }
+    }
+
+    /// `<stem>.<ext>` beside the lock: `bin` (the queue), `tmp`, `corrupt`.
+    pub fn file(&self, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{ext}", self.stem))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.stem
+    }
+
+    /// Removes the segment's files, the lock file last, while still holding it.
+    pub fn remove(self) {
+        for ext in ["bin", "tmp"] {
+            let _ = fs::remove_file(self.file(ext));
+        }
+        let _ = fs::remove_file(self.file("lock"));
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.held.inherited() {
+            std::mem::forget(self.lock.take());
+        }
+    }
+}
+
+/// The stems of the segments in `dir` (a queue file or a lock file), sorted.
+pub fn stems(dir: &Path) -> io::Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name
+            .strip_suffix(".bin")
+            .or_else(|| name.strip_suffix(".lock"))
+        else {
+            continue;
+        };
+        if stem == PREFIX || stem.strip_prefix(PREFIX).is_some_and(|r| r.starts_with('-')) {
+            out.insert(stem.to_string());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn raw_fd(f: &File) -> i32 {
+    use std::os::unix::io::AsRawFd;
+    f.as_raw_fd()
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_f: &File) -> i32 {
+    -1
+}
+
+/// Whether `path` still names the file `lock` has open.
+#[cfg(unix)]
+fn still_named(lock: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = lock.metadata()?;
+    Ok(match fs::symlink_metadata(path) {
+        Ok(named) => named.ino() == open.ino() && named.dev() == open.dev(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    })
+}
+
+/// Windows cannot remove a file that is open: the name is the file.
+#[cfg(not(unix))]
+fn still_named(_lock: &File, path: &Path) -> io::Result<bool> {
+    Ok(path.exists())
+}

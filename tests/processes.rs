@@ -1,0 +1,322 @@
+//! Several processes on one storage directory: each appends to a queue
+//! segment of its own, a killed one's queue is adopted by a live process (at
+//! flush, and at start in the background) or taken over by the next one to
+//! start, and the files are private and never followed through symlinks.
+//! (fork() and exit are covered by the C harness: c_fork, c_exit.)
+//!
+//! Child processes are copies of this test binary running `child_roles`;
+//! every wait on them has a deadline, so a hang fails instead of blocking.
+
+mod common;
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use support::FakeTrodo;
+use trodo::{Client, Options};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The child's own lines, marked `@@` (the test harness prints around them,
+/// sometimes on the same line).
+fn child_lines(kid: &mut Child) -> impl Iterator<Item = String> {
+    BufReader::new(kid.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| l.split_once("@@").map(|(_, mine)| mine.to_string()))
+}
+
+/// Runs `role` in a child copy of this test binary (see `child_roles`).
+fn child(role: &str, dir: &Path, api: &str, extra: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "child_roles",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("TRODO_CHILD", role)
+    .env("TRODO_DIR", dir)
+    .env("TRODO_API", api)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits for `kid` to exit, killing it and failing at the deadline.
+fn wait_within(kid: &mut Child, deadline: Duration) -> std::process::ExitStatus {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(status) = kid.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > end {
+            let _ = kid.kill();
+            panic!("a child process did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+#[ignore = "run as a child process by the tests in this file"]
+fn child_roles() {
+    let dir = std::path::PathBuf::from(std::env::var("TRODO_DIR").unwrap());
+    let api = std::env::var("TRODO_API").unwrap();
+    let mut out = std::io::stdout();
+    match std::env::var("TRODO_CHILD").unwrap().as_str() {
+        "crash" => {
+            // With sync durability an event is on disk once track returns:
+            // each printed number is a promise someone must keep. A tiny
+            // memory budget makes most of the queue wait on disk only.
+            let o = Options {
+                durability: trodo::Durability::Sync,
+                flush_at: 10,
+                memory_queue_bytes: 1024,
+                ..options(&api, &dir)
+            };
+            let prefix = std::env::var("TRODO_PREFIX").unwrap_or_else(|_| "c".into());
+            let c = Client::start(SITE, o).unwrap();
+            for i in 0.. {
+                c.track(&format!("{prefix}{i}"), None, None).unwrap();
+                writeln!(out, "@@{i}").unwrap();
+                out.flush().unwrap();
+            }
+        }
+        "tracker" => {
+            let name = std::env::var("TRODO_PREFIX").unwrap();
+            let c = Client::start(SITE, options(&api, &dir)).unwrap();
+            writeln!(out, "@@ready").unwrap();
+            out.flush().unwrap();
+            // Start together, so the four really run at once.
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            for i in 0..300 {
+                c.track(&format!("{name}-{i}"), None, None).unwrap();
+                if i % 100 == 0 {
+                    c.add_group("team", &name).unwrap();
+                }
+            }
+            c.shutdown(WAIT).unwrap();
+            writeln!(out, "@@done").unwrap();
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// A "crash" child and the numbers it promises.
+type Crashing = (Child, Box<dyn Iterator<Item = u64>>);
+
+/// Starts the "crash" role against a dead server and waits until it promised
+/// `at_least` events.
+fn crashing(dir: &Path, prefix: &str, at_least: u64) -> Crashing {
+    let mut kid = child("crash", dir, &dead_address(), &[("TRODO_PREFIX", prefix)]);
+    let mut promised = child_lines(&mut kid).map(|l| l.parse::<u64>().unwrap());
+    let reached = promised.by_ref().find(|n| *n >= at_least).expect("it promised");
+    (kid, Box::new(std::iter::once(reached).chain(promised)))
+}
+
+/// SIGKILLs the child; returns the last number it promised.
+fn kill((mut kid, promised): Crashing) -> u64 {
+    kid.kill().unwrap(); // SIGKILL
+    wait_within(&mut kid, DEADLINE);
+    promised.last().unwrap_or_default()
+}
+
+/// Runs the "crash" role until it promised `at_least` events, then SIGKILLs
+/// it. Returns the last promised number.
+fn crash_after(dir: &Path, prefix: &str, at_least: u64) -> u64 {
+    kill(crashing(dir, prefix, at_least))
+}
+
+/// Each of `prefix`0..=`last` arrived exactly once.
+fn assert_each_once(events: &[Value], prefix: &str, last: u64) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for e in events {
+        *seen.entry(e["event_name"].as_str().unwrap()).or_default() += 1;
+    }
+    for i in 0..=last {
+        let name = format!("{prefix}{i}");
+        assert_eq!(
+            seen.get(name.as_str()),
+            Some(&1),
+            "{name} reached disk and must arrive exactly once"
+        );
+    }
+}
+
+#[test]
+fn four_processes_on_one_directory_each_deliver_300_events_exactly_once() {
+    let server = FakeTrodo::start();
+    let dir = temp_dir();
+    let mut kids: Vec<Child> = (0..4)
+        .map(|i| child("tracker", &dir, server.url(), &[("TRODO_PREFIX", &format!("p{i}"))]))
+        .collect();
+    let mut outputs: Vec<_> = kids.iter_mut().map(|k| child_lines(k)).collect();
+    for out in &mut outputs {
+        assert_eq!(out.next().as_deref(), Some("ready"), "every init succeeds");
+    }
+    for kid in &mut kids {
+        drop(kid.stdin.take()); // go
+    }
+    for (kid, out) in kids.iter_mut().zip(&mut outputs) {
+        assert_eq!(out.next().as_deref(), Some("done"));
+        assert!(wait_within(kid, DEADLINE).success());
+    }
+    let events = server.events();
+    assert_eq!(events.len(), 1200, "{:?}", names(&events).len());
+    for p in 0..4 {
+        assert_each_once(&events, &format!("p{p}-"), 299);
+    }
+    let ids: HashSet<&str> = events
+        .iter()
+        .map(|e| e["insert_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1200, "no insert_id twice");
+    // One state file, whole, written by whichever process wrote last.
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["version"], 1);
+    assert!(queue_files(&dir).is_empty(), "every segment was emptied and removed");
+}
+
+#[test]
+fn a_killed_process_queue_is_delivered_by_a_live_process_at_its_flush() {
+    let server = FakeTrodo::start();
+    let dir = temp_dir();
+    let live = start(server.url(), &dir);
+    let last = crash_after(&dir, "k", 200);
+    assert_eq!(queue_files(&dir).len(), 2, "the live one's and the orphan");
+    live.track("live", None, None).unwrap();
+    live.flush(WAIT).unwrap();
+    let events = server.events();
+    assert_each_once(&events, "k", last);
+    assert_eq!(queue_files(&dir).len(), 1, "the orphan was removed");
+    live.shutdown(WAIT).unwrap();
+}
+
+#[test]
+fn orphans_are_adopted_in_the_background_at_start_and_taken_over_by_the_next_start() {
+    let server = FakeTrodo::start();
+    let dir = temp_dir();
+    // Both run at once, so each has a segment of its own.
+    let a = crashing(&dir, "a", 50);
+    let b = crashing(&dir, "b", 50);
+    let (first, second) = (kill(a), kill(b));
+    assert_eq!(queue_files(&dir).len(), 2);
+    // The next start takes one orphan over as its own queue and adopts the
+    // other in the background: both arrive with no flush asked for.
+    let c = start(server.url(), &dir);
+    let expected = (first + 1 + second + 1) as usize;
+    assert!(
+        server.wait_for_events(expected, WAIT),
+        "{} of {expected} arrived",
+        server.events().len()
+    );
+    let events = server.events();
+    assert_each_once(&events, "a", first);
+    assert_each_once(&events, "b", second);
+    c.shutdown(WAIT).unwrap();
+    assert!(queue_files(&dir).is_empty());
+}
+
+#[test]
+fn after_sigkill_the_next_start_delivers_everything_that_reached_disk() {
+    let server = FakeTrodo::start();
+    let dir = temp_dir();
+    // This one talks to a live server, so a batch may be in flight at the kill.
+    let mut kid = child("crash", &dir, server.url(), &[]);
+    let mut last = 0u64;
+    for line in child_lines(&mut kid) {
+        last = line.parse().unwrap();
+        if last >= 300 {
+            break;
+        }
+    }
+    kid.kill().unwrap(); // SIGKILL
+    wait_within(&mut kid, DEADLINE);
+
+    let c = start(server.url(), &dir);
+    c.flush(WAIT).unwrap();
+    let events = server.events();
+    let got: HashSet<String> = names(&events).into_iter().collect();
+    for i in 0..=last {
+        assert!(
+            got.contains(&format!("c{i}")),
+            "c{i} reached disk but never arrived"
+        );
+    }
+    // At least once; and only the batch in flight at the kill can arrive twice.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for e in &events {
+        *seen
+            .entry(e["insert_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let twice = seen.values().filter(|n| **n > 1).count();
+    assert!(
+        twice <= 10,
+        "{twice} events accepted twice (flush_at is 10)"
+    );
+    assert!(seen.values().all(|n| *n <= 2));
+    c.shutdown(WAIT).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn storage_is_private_and_symlinks_in_it_are_never_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = FakeTrodo::start();
+    let outside = temp_dir();
+    let dir = temp_dir().join("fresh").join("storage");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_dir(&dir).unwrap(); // libtrodo creates it
+    let c = start(server.url(), &dir);
+    c.add_group("team", "a").unwrap();
+    c.track("private", None, None).unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // written (persist_interval 10 ms)
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the storage directory");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+        files += 1;
+    }
+    assert!(files >= 3, "state, queue and lock files");
+    c.shutdown(WAIT).unwrap();
+
+    // A planted queue file and state file that point elsewhere.
+    let (queue_target, state_target) = (outside.join("queue-target"), outside.join("state-target"));
+    std::fs::write(&queue_target, b"keep me").unwrap();
+    std::fs::write(&state_target, b"keep me too").unwrap();
+    for f in queue_files(&dir) {
+        std::fs::remove_file(f).unwrap();
+    }
+    std::os::unix::fs::symlink(&queue_target, dir.join("queue.bin")).unwrap();
+    std::fs::remove_file(dir.join("state.json")).unwrap();
+    std::os::unix::fs::symlink(&state_target, dir.join("state.json")).unwrap();
+    let c = start(server.url(), &dir);
+    c.track("after_links", None, None).unwrap();
+    c.add_group("team", "b").unwrap();
+    c.flush(WAIT).unwrap();
+    assert_reported(&c, "queue segment queue");
+    c.shutdown(WAIT).unwrap();
+    assert_eq!(std::fs::read(&queue_target).unwrap(), b"keep me");
+    assert_eq!(std::fs::read(&state_target).unwrap(), b"keep me too");
+    assert_eq!(server.event("after_links")["event_name"], "after_links");
+    let state = std::fs::symlink_metadata(dir.join("state.json")).unwrap();
+    assert!(state.is_file(), "the link was replaced by a file of its own");
+}
