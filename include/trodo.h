@@ -172,18 +172,27 @@ void trodo_group_free(struct TrodoGroup *group);
 //
 // Restores identity, session and group memberships saved by an earlier run;
 // a corrupt state file is moved aside (state.json.corrupt) and replaced by
-// fresh state. TRODO_ERR_STORAGE when the storage directory cannot be
-// created or written; TRODO_ERR_ALREADY_INITIALIZED when already started.
+// fresh state. Several processes may use one storage directory at once:
+// each queues in a file of its own, and what a process that ended left
+// unsent is sent by a live one. After fork() the child keeps using the
+// library without a new trodo_init (see the README, "Processes").
+// TRODO_ERR_STORAGE when the storage directory cannot be created or
+// written; TRODO_ERR_ALREADY_INITIALIZED when already started.
 enum TrodoStatus trodo_init(const char *site_id, const char *options_json);
 
 // Waits up to `timeout_ms` until everything accepted before this call has
-// been sent (or dropped and reported). TRODO_ERR_TIMEOUT when time ran out.
+// been sent (or dropped and reported), together with what processes that
+// ended left queued in the same storage directory. TRODO_ERR_TIMEOUT when
+// time ran out.
 enum TrodoStatus trodo_flush(uint32_t timeout_ms);
 
 // Flushes for at most `timeout_ms`, then always stops: the state is written,
-// what could not be sent stays queued on disk for the next trodo_init, and
-// later calls give TRODO_ERR_NOT_INITIALIZED until trodo_init is called
-// again. Returns TRODO_ERR_TIMEOUT if the flush did not finish.
+// what could not be sent stays queued on disk for the next trodo_init (or
+// another process on the same storage directory), and later calls give
+// TRODO_ERR_NOT_INITIALIZED until trodo_init is called again. Returns
+// TRODO_ERR_TIMEOUT if the flush did not finish. This is how to send at
+// exit: a program that exits without it keeps what it accepted on disk
+// (an exit handler writes it) and sends it at its next start.
 enum TrodoStatus trodo_shutdown(uint32_t timeout_ms);
 
 // The message of the last failure on this thread ("" when the last call

@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use serde_json::{Map, Value};
+
+use arc_swap::ArcSwapOption;
 
 use crate::config::{default_storage_dir, Durability, Options};
 use crate::delivery::{self, Delivery, Outcome, Request, Tag};
@@ -41,6 +43,9 @@ struct Shared {
     inner: Mutex<Inner>,
     diag: Arc<Diagnostics>,
     dirty: Mutex<Option<crate::state::DirtyFlag>>,
+    /// The state after the last call that changed it, readable without a
+    /// lock: a child forked while a thread was inside a call starts from it.
+    published: ArcSwapOption<LocalState>,
     /// Set once the final state is written: late answers change nothing.
     finished: AtomicBool,
 }
@@ -91,13 +96,17 @@ impl Client {
     pub fn continue_after_fork(parent: &Client) -> Result<Arc<Client>> {
         let s = &parent.shared;
         let state = match s.inner.try_lock() {
-            Some(inner) if inner.accepting => Some(inner.state.clone()),
+            Some(inner) if inner.accepting => inner.state.clone(),
             Some(_) => return Err(Error::not_initialized()), // forked during shutdown
             // A thread was inside a call at the fork, so the state may be
-            // half-changed: take what had reached the file instead.
-            None => None,
+            // half-changed: take it as the last finished call left it.
+            None => s
+                .published
+                .load_full()
+                .map(|p| (*p).clone())
+                .ok_or_else(Error::not_initialized)?,
         };
-        Client::start_with(&s.site_id, s.options.clone(), state)
+        Client::start_with(&s.site_id, s.options.clone(), Some(state))
     }
 
     /// Starts with `state`, or with what the state file holds when `None`.
@@ -162,13 +171,14 @@ impl Client {
             inner: Mutex::new(Inner {
                 accepting: true,
                 persisted_activity_ms: state.session.last_activity_ms,
-                state,
+                state: state.clone(),
                 hydration: Hydration::default(),
                 epoch: 0,
                 generation: 0,
             }),
             diag,
             dirty: Mutex::new(None),
+            published: ArcSwapOption::from_pointee(state.clone()),
             finished: AtomicBool::new(false),
             options,
         });
@@ -463,6 +473,7 @@ impl Client {
             self.delivery.discard_all();
         }
         // The caller asked for this setting to survive a restart: write now.
+        self.shared.publish(&inner.state);
         inner.save_now(&self.shared.file)
     }
 
@@ -522,8 +533,11 @@ impl Client {
         if changes_state {
             match s.options.durability {
                 // The caller asked for the disk write on its own thread.
-                Durability::Sync => inner.save_now(&s.file)?,
-                Durability::Batched => s.mark_dirty(),
+                Durability::Sync => {
+                    s.publish(&inner.state);
+                    inner.save_now(&s.file)?
+                }
+                Durability::Batched => s.mark_dirty(&inner.state),
             }
         }
         Ok(())
@@ -540,7 +554,7 @@ impl Drop for Client {
 
 impl Shared {
     /// The state, locked, when the client still accepts calls.
-    fn open(&self) -> Result<parking_lot::MutexGuard<'_, Inner>> {
+    fn open(&self) -> Result<crate::sync::MutexGuard<'_, Inner>> {
         let inner = self.inner.lock();
         if inner.accepting {
             Ok(inner)
@@ -557,10 +571,16 @@ impl Shared {
         }
     }
 
-    fn mark_dirty(&self) {
+    /// `state` changed: publish it and have it written soon.
+    fn mark_dirty(&self, state: &LocalState) {
+        self.publish(state);
         if let Some(flag) = self.dirty.lock().as_ref() {
             flag.mark();
         }
+    }
+
+    fn publish(&self, state: &LocalState) {
+        self.published.store(Some(Arc::new(state.clone())));
     }
 
     /// Starts a new session after 30 idle minutes, and registers the session
@@ -586,11 +606,11 @@ impl Shared {
                 },
             );
             out.push(plain(wire::path::SESSION, body));
-            self.mark_dirty();
+            self.mark_dirty(&inner.state);
         }
         if now.saturating_sub(inner.persisted_activity_ms) >= ACTIVITY_PERSIST_GRANULARITY_MS {
             inner.persisted_activity_ms = now;
-            self.mark_dirty();
+            self.mark_dirty(&inner.state);
         }
     }
 
@@ -640,7 +660,7 @@ impl Shared {
         inner
             .hydration
             .complete(token, answer.memberships, &mut inner.state.groups);
-        self.mark_dirty();
+        self.mark_dirty(&inner.state);
     }
 }
 

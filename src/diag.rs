@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 
 use std::sync::Arc;
 
+use crate::sync::Mutex;
 use arc_swap::ArcSwapOption;
-use parking_lot::Mutex;
 
 const KEEP: usize = 256;
 

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sync::{Mutex, RwLock};
 use arc_swap::ArcSwapOption;
-use parking_lot::{Mutex, RwLock};
 
 use crate::client::Client;
 use crate::config::Options;

@@ -17,6 +17,7 @@ pub mod json;
 pub mod process;
 pub mod profile;
 pub mod state;
+pub mod sync;
 pub mod util;
 pub mod validate;
 pub mod wire;

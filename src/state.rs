@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use serde_json::{json, Value};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -146,7 +146,7 @@ pub struct StateFile {
     path: PathBuf,
     /// The generation last written: writers from several threads never
     /// replace a newer snapshot with an older one, nor share the temp file.
-    written: parking_lot::Mutex<u64>,
+    written: crate::sync::Mutex<u64>,
 }
 
 impl StateFile {
@@ -155,7 +155,7 @@ impl StateFile {
         crate::files::create_dir(dir).map_err(|e| storage_error(dir, "cannot be created", &e))?;
         Ok(StateFile {
             path: dir.join(STATE_FILE),
-            written: parking_lot::Mutex::new(0),
+            written: crate::sync::Mutex::new(0),
         })
     }
 

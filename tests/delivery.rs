@@ -436,7 +436,10 @@ fn when_every_queue_write_fails_nothing_accepted_is_lost() {
             "mknod failed: {}",
             std::io::Error::last_os_error()
         );
-        eprintln!("skipped: mknod needs root ({})", std::io::Error::last_os_error());
+        eprintln!(
+            "skipped: mknod needs root ({})",
+            std::io::Error::last_os_error()
+        );
         return;
     }
     let c = Client::start(SITE, small_memory(server.url(), &dir, 2048)).unwrap();

@@ -123,7 +123,10 @@ type Crashing = (Child, Box<dyn Iterator<Item = u64>>);
 fn crashing(dir: &Path, prefix: &str, at_least: u64) -> Crashing {
     let mut kid = child("crash", dir, &dead_address(), &[("TRODO_PREFIX", prefix)]);
     let mut promised = child_lines(&mut kid).map(|l| l.parse::<u64>().unwrap());
-    let reached = promised.by_ref().find(|n| *n >= at_least).expect("it promised");
+    let reached = promised
+        .by_ref()
+        .find(|n| *n >= at_least)
+        .expect("it promised");
     (kid, Box::new(std::iter::once(reached).chain(promised)))
 }
 
@@ -161,9 +164,16 @@ fn four_processes_on_one_directory_each_deliver_300_events_exactly_once() {
     let server = FakeTrodo::start();
     let dir = temp_dir();
     let mut kids: Vec<Child> = (0..4)
-        .map(|i| child("tracker", &dir, server.url(), &[("TRODO_PREFIX", &format!("p{i}"))]))
+        .map(|i| {
+            child(
+                "tracker",
+                &dir,
+                server.url(),
+                &[("TRODO_PREFIX", &format!("p{i}"))],
+            )
+        })
         .collect();
-    let mut outputs: Vec<_> = kids.iter_mut().map(|k| child_lines(k)).collect();
+    let mut outputs: Vec<_> = kids.iter_mut().map(child_lines).collect();
     for out in &mut outputs {
         assert_eq!(out.next().as_deref(), Some("ready"), "every init succeeds");
     }
@@ -188,7 +198,10 @@ fn four_processes_on_one_directory_each_deliver_300_events_exactly_once() {
     let state: Value =
         serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["version"], 1);
-    assert!(queue_files(&dir).is_empty(), "every segment was emptied and removed");
+    assert!(
+        queue_files(&dir).is_empty(),
+        "every segment was emptied and removed"
+    );
 }
 
 #[test]
@@ -318,5 +331,8 @@ fn storage_is_private_and_symlinks_in_it_are_never_followed() {
     assert_eq!(std::fs::read(&state_target).unwrap(), b"keep me too");
     assert_eq!(server.event("after_links")["event_name"], "after_links");
     let state = std::fs::symlink_metadata(dir.join("state.json")).unwrap();
-    assert!(state.is_file(), "the link was replaced by a file of its own");
+    assert!(
+        state.is_file(),
+        "the link was replaced by a file of its own"
+    );
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use super::segments::{self, Segment};
 use super::{store, Shared, Tag};
@@ -100,7 +100,7 @@ impl Shared {
             };
             self.push(path, item.body.into(), Tag::None, due);
             n += 1;
-            if n % WRITE_EVERY == 0 {
+            if n.is_multiple_of(WRITE_EVERY) {
                 self.write_unwritten();
             }
         })

@@ -18,7 +18,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use serde_json::{json, Value};
 
 use crate::diag::Diagnostics;
@@ -425,11 +425,18 @@ impl Delivery {
 
     /// Waits until everything enqueued before this call, and everything
     /// left by processes that have ended, has been sent or dropped; false
-    /// when `timeout` passed first.
+    /// when `timeout` passed first. When it returns true, that is on disk
+    /// too: a process that then exits at once (`_exit` in a forked worker)
+    /// leaves nothing that would be sent again.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         self.shared.adopt_orphans();
-        self.flush_until(deadline)
+        let flushed = self.flush_until(deadline);
+        if flushed {
+            // A failed write is reported and retried; what was sent stays sent.
+            self.shared.write_unwritten();
+        }
+        flushed
     }
 
     fn flush_until(&self, deadline: Instant) -> bool {
@@ -546,7 +553,8 @@ impl Shared {
         // for: an empty queue, another call, or a batch that just filled up.
         // Otherwise it wakes at the oldest event's flush_interval anyway.
         q.tail_events = if is_event { q.tail_events + 1 } else { 0 };
-        let wake = q.len() == 0 || !is_event || q.tail_events % self.config.flush_at.max(1) == 0;
+        let wake =
+            q.len() == 0 || !is_event || q.tail_events.is_multiple_of(self.config.flush_at.max(1));
         store::encode_item(seq, &path, &body, &mut q.unwritten);
         q.bytes += body.len() as u64;
         // Once one item is spilled, every later one is too, so that the head
@@ -596,9 +604,11 @@ impl Shared {
     /// kept, ahead of newer ones, for the next write, and it is reported.
     /// Returns whether they were written.
     fn write_unwritten(&self) -> bool {
-        let taken = self
-            .store
-            .append_with(|| std::mem::take(&mut self.queue.lock().unwritten), true, None);
+        let taken = self.store.append_with(
+            || std::mem::take(&mut self.queue.lock().unwritten),
+            true,
+            None,
+        );
         if let Err((mut bytes, e)) = taken {
             let mut q = self.queue.lock();
             bytes.extend_from_slice(&q.unwritten);

@@ -124,7 +124,11 @@ pub fn stems(dir: &Path) -> io::Result<BTreeSet<String>> {
         else {
             continue;
         };
-        if stem == PREFIX || stem.strip_prefix(PREFIX).is_some_and(|r| r.starts_with('-')) {
+        if stem == PREFIX
+            || stem
+                .strip_prefix(PREFIX)
+                .is_some_and(|r| r.starts_with('-'))
+        {
             out.insert(stem.to_string());
         }
     }

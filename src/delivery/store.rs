@@ -22,7 +22,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use super::segments::{self, Segment};
 use crate::error::{Error, ErrorKind, Result};
@@ -238,8 +238,7 @@ impl QueueStore {
     /// again: its queue is not copied), otherwise a new one is made.
     pub fn open_in(dir: &Path, head_bytes: u64) -> Result<(QueueStore, Recovered)> {
         let mut skipped = Vec::new();
-        let found =
-            segments::stems(dir).map_err(|e| storage(dir, "cannot be listed", e))?;
+        let found = segments::stems(dir).map_err(|e| storage(dir, "cannot be listed", e))?;
         for stem in found {
             let segment = match Segment::claim(dir, &stem) {
                 Ok(Some(s)) => s,
@@ -770,7 +769,11 @@ mod tests {
         let (third, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
         assert_eq!(third.name(), first.name(), "taken over, not copied");
         assert_eq!(seqs(&rec.items), [1, 2, 3]);
-        assert_eq!(segments::stems(&d).unwrap().len(), 1, "the empty one was removed");
+        assert_eq!(
+            segments::stems(&d).unwrap().len(),
+            1,
+            "the empty one was removed"
+        );
         third.close(false);
     }
 

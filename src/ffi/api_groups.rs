@@ -4,8 +4,8 @@ use super::args;
 use super::guard;
 use super::handle::{self, TrodoGroup};
 use super::status::TrodoStatus;
-use crate::global;
 use crate::error::Result;
+use crate::global;
 use crate::groups::Group;
 use crate::profile::GroupProfileOp;
 

@@ -5,8 +5,8 @@ use super::args;
 use super::guard;
 use super::hooks;
 use super::status::TrodoStatus;
-use crate::global;
 use crate::config::Options;
+use crate::global;
 
 /// Starts the one global client for `site_id`.
 ///
@@ -21,8 +21,12 @@ use crate::config::Options;
 ///
 /// Restores identity, session and group memberships saved by an earlier run;
 /// a corrupt state file is moved aside (state.json.corrupt) and replaced by
-/// fresh state. TRODO_ERR_STORAGE when the storage directory cannot be
-/// created or written; TRODO_ERR_ALREADY_INITIALIZED when already started.
+/// fresh state. Several processes may use one storage directory at once:
+/// each queues in a file of its own, and what a process that ended left
+/// unsent is sent by a live one. After fork() the child keeps using the
+/// library without a new trodo_init (see the README, "Processes").
+/// TRODO_ERR_STORAGE when the storage directory cannot be created or
+/// written; TRODO_ERR_ALREADY_INITIALIZED when already started.
 #[no_mangle]
 pub extern "C" fn trodo_init(site_id: *const c_char, options_json: *const c_char) -> TrodoStatus {
     guard::status(|| {
@@ -37,16 +41,21 @@ pub extern "C" fn trodo_init(site_id: *const c_char, options_json: *const c_char
 }
 
 /// Waits up to `timeout_ms` until everything accepted before this call has
-/// been sent (or dropped and reported). TRODO_ERR_TIMEOUT when time ran out.
+/// been sent (or dropped and reported), together with what processes that
+/// ended left queued in the same storage directory. TRODO_ERR_TIMEOUT when
+/// time ran out.
 #[no_mangle]
 pub extern "C" fn trodo_flush(timeout_ms: u32) -> TrodoStatus {
     guard::status(|| global::current()?.flush(Duration::from_millis(timeout_ms.into())))
 }
 
 /// Flushes for at most `timeout_ms`, then always stops: the state is written,
-/// what could not be sent stays queued on disk for the next trodo_init, and
-/// later calls give TRODO_ERR_NOT_INITIALIZED until trodo_init is called
-/// again. Returns TRODO_ERR_TIMEOUT if the flush did not finish.
+/// what could not be sent stays queued on disk for the next trodo_init (or
+/// another process on the same storage directory), and later calls give
+/// TRODO_ERR_NOT_INITIALIZED until trodo_init is called again. Returns
+/// TRODO_ERR_TIMEOUT if the flush did not finish. This is how to send at
+/// exit: a program that exits without it keeps what it accepted on disk
+/// (an exit handler writes it) and sends it at its next start.
 #[no_mangle]
 pub extern "C" fn trodo_shutdown(timeout_ms: u32) -> TrodoStatus {
     guard::status(|| global::shutdown(Duration::from_millis(timeout_ms.into())))

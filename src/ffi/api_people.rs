@@ -3,8 +3,8 @@ use std::ffi::c_char;
 use super::args;
 use super::guard;
 use super::status::TrodoStatus;
-use crate::global;
 use crate::error::Result;
+use crate::global;
 use crate::profile::PeopleOp;
 
 /// Runs one people operation: initialized first, then `op`'s arguments.

@@ -1,0 +1,78 @@
+/* A program that tracks and returns from main without trodo_shutdown: every
+ * event it tracked is on disk when it has exited, and the next run sends
+ * them. The tracking run (this program again, with the argument "track")
+ * cannot reach its server and writes state only every 60 s, so only the
+ * exit handler can have put its events on disk. */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define EVENTS 20
+#define WAIT_MS 20000
+#define DEADLINE_S 60
+
+static int track_and_return(void) {
+    char options[4096], name[32];
+    int i;
+    /* Port 9 on loopback: nothing listens, every send fails and is retried. */
+    snprintf(options, sizeof options,
+             "{\"api_base\":\"http://127.0.0.1:9\",\"storage_dir\":\"%s/exit\","
+             "\"persist_interval_ms\":60000}",
+             getenv("TRODO_TEST_DIR"));
+    if (trodo_init("site-c", options) != TRODO_OK) return 3;
+    for (i = 0; i < EVENTS; i++) {
+        snprintf(name, sizeof name, "exit-%d", i);
+        if (trodo_track(name, NULL) != TRODO_OK) return 4;
+    }
+    return 0; /* no trodo_shutdown */
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+int main(int argc, char **argv) {
+    pid_t pid;
+    int status = 0, waited, i;
+    char name[64];
+
+    if (argc > 1 && strcmp(argv[1], "track") == 0) return track_and_return();
+
+    pid = fork();
+    if (pid == 0) {
+        execl(argv[0], argv[0], "track", (char *)NULL);
+        _exit(5);
+    }
+    CHECK(pid > 0);
+    for (waited = 0; waited < DEADLINE_S * 100; waited++) {
+        if (waitpid(pid, &status, WNOHANG) == pid) break;
+        sleep_ms(10);
+    }
+    if (waited == DEADLINE_S * 100) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fprintf(stderr, "the tracking run did not exit in time\n");
+        harness_failures++;
+    }
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* The next run, with a server: everything the first one accepted arrives. */
+    CHECK_OK(harness_init("exit"));
+    CHECK_OK(trodo_flush(WAIT_MS));
+    for (i = 0; i < EVENTS; i++) {
+        snprintf(name, sizeof name, "\"event_name\":\"exit-%d\"", i);
+        CHECK(log_count("/api/events", name, (char *)NULL) == 1);
+    }
+    CHECK_OK(trodo_shutdown(WAIT_MS));
+    return harness_finish("c_exit");
+}
