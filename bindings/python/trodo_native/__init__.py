@@ -5,9 +5,11 @@ behaviour (local state, group attribution, delivery). Failures raise a
 :class:`TrodoError` subclass carrying the library's message.
 """
 
+import atexit
 import ctypes
 import json
 import math
+import os
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -189,11 +191,62 @@ def _ms(seconds: float) -> int:
 
 # Lifecycle -------------------------------------------------------------------
 
-def init(site_id: str, **options: Any) -> None:
+_exit_flush_timeout = 2.0
+_exit_hooks_installed = False
+
+
+def init(site_id: str, exit_flush_timeout: float = 2.0, **options: Any) -> None:
     """Starts the client. ``options`` are the C API's option keys, e.g.
-    ``api_base``, ``storage_dir``, ``timeout_ms``, ``durability``, ``debug``."""
+    ``api_base``, ``storage_dir``, ``timeout_ms``, ``durability``, ``debug``.
+
+    At interpreter exit (and when a ``multiprocessing`` worker started by
+    fork ends) what was tracked is sent for at most ``exit_flush_timeout``
+    seconds, then the client shuts down; what is left stays on disk for the
+    next run or another live process on the same storage directory. ``0``
+    sends nothing at exit (everything is still kept on disk)."""
+    global _exit_flush_timeout
+    if not isinstance(exit_flush_timeout, (int, float)) or not 0 <= exit_flush_timeout < math.inf:
+        raise ValueError(f"exit_flush_timeout must be a number of seconds >= 0, got {exit_flush_timeout!r}")
     opts = _json(options, "options") if options else None
     _check(load().trodo_init(_bytes(site_id), opts))
+    _exit_flush_timeout = float(exit_flush_timeout)
+    _install_exit_hooks()
+
+
+def _at_exit() -> None:
+    """Sends for at most exit_flush_timeout, then shuts down. The error
+    callback is detached first: a native thread must not call into an
+    interpreter that is finalizing. Never raises."""
+    lib = load()
+    lib.trodo_set_error_callback(ERROR_CALLBACK(), None)
+    if _exit_flush_timeout > 0:
+        lib.trodo_flush(_ms(_exit_flush_timeout))
+    lib.trodo_shutdown(0)
+
+
+class _ForkedWorkerHook:
+    """multiprocessing calls this in each worker it starts by fork. Such a
+    worker ends with os._exit, which skips atexit, so the exit flush is
+    registered as one of multiprocessing's own exit finalizers instead."""
+
+    def __call__(self, _obj: object) -> None:
+        import multiprocessing.util
+
+        multiprocessing.util.Finalize(None, _at_exit, exitpriority=10)
+
+
+_FORKED_WORKER_HOOK = _ForkedWorkerHook()
+
+
+def _install_exit_hooks() -> None:
+    global _exit_hooks_installed
+    if _exit_hooks_installed:
+        return
+    _exit_hooks_installed = True
+    atexit.register(_at_exit)
+    import multiprocessing.util
+
+    multiprocessing.util.register_after_fork(_FORKED_WORKER_HOOK, _FORKED_WORKER_HOOK)
 
 
 def flush(timeout: float = 10.0) -> None:
@@ -236,6 +289,16 @@ def is_opted_out() -> bool:
 
 _callback_lock = threading.Lock()
 _callback_ref: Optional[Any] = None  # keeps the C thunk alive while registered
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have held it at the fork; that thread is gone.
+    global _callback_lock
+    _callback_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def on_error(callback: Optional[Callable[[str], None]]) -> None:
