@@ -282,8 +282,15 @@ fn main() {
     }
     std::thread::sleep(Duration::from_millis(500)); // the writer's last batch
     let rss = rss_bytes().saturating_sub(rss_before);
-    let disk = std::fs::metadata(dir.join("queue.bin"))
-        .map(|m| m.len())
+    // The queue segments (one here: this process's).
+    let disk: u64 = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0);
     row(
         &format!("backlog of {backlog} events: resident memory (MiB)"),

@@ -8,9 +8,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::FakeTrodo;
 
@@ -181,6 +181,50 @@ fn valgrind_available() -> bool {
     found
 }
 
+/// A harness program still running after this has hung: it is killed and fails.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// `cmd.output()`, killing the program and failing at `deadline`.
+fn output_within(mut cmd: Command, deadline: Duration) -> std::io::Result<Output> {
+    use std::io::Read;
+    let mut kid = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(
+        kid.stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        kid.stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let end = Instant::now() + deadline;
+    let status = loop {
+        if let Some(status) = kid.try_wait()? {
+            break status;
+        }
+        if Instant::now() > end {
+            let _ = kid.kill();
+            panic!("the program did not finish within {deadline:?} (deadlock?)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 /// Runs one harness program against a fresh server and storage directory.
 fn run(name: &str, under_valgrind: bool) {
     let exe = built().join(name);
@@ -212,11 +256,10 @@ fn run(name: &str, under_valgrind: bool) {
     } else {
         Command::new(&exe)
     };
-    let out = cmd
-        .env("TRODO_TEST_API", server.url())
+    cmd.env("TRODO_TEST_API", server.url())
         .env("TRODO_TEST_LOG", &log)
-        .env("TRODO_TEST_DIR", &storage)
-        .output()
+        .env("TRODO_TEST_DIR", &storage);
+    let out = output_within(cmd, DEADLINE)
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

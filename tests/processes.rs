@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -23,13 +24,36 @@ use trodo::{Client, Options};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The child's own lines, marked `@@` (the test harness prints around them,
-/// sometimes on the same line).
-fn child_lines(kid: &mut Child) -> impl Iterator<Item = String> {
-    BufReader::new(kid.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| l.split_once("@@").map(|(_, mine)| mine.to_string()))
+/// A child's own lines, marked `@@` (the test harness prints around them,
+/// sometimes on the same line). A child silent for `DEADLINE` fails the test.
+struct Lines(mpsc::Receiver<String>);
+
+impl Iterator for Lines {
+    type Item = String;
+    fn next(&mut self) -> Option<String> {
+        match self.0.recv_timeout(DEADLINE) {
+            Ok(line) => Some(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("a child process printed nothing for {DEADLINE:?} (deadlock?)")
+            }
+        }
+    }
+}
+
+fn child_lines(kid: &mut Child) -> Lines {
+    let out = BufReader::new(kid.stdout.take().unwrap());
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if let Some((_, mine)) = line.split_once("@@") {
+                if send.send(mine.to_string()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Lines(receive)
 }
 
 /// Runs `role` in a child copy of this test binary (see `child_roles`).
