@@ -39,25 +39,32 @@ pub struct Segment {
 impl Segment {
     /// A new segment for this process.
     pub fn create(dir: &Path) -> Result<Segment> {
-        let stem = format!(
-            "{PREFIX}-{}-{:08x}",
-            std::process::id(),
-            crate::util::random_u64() as u32
-        );
-        let path = dir.join(format!("{stem}.lock"));
-        let fail = |e: &dyn std::fmt::Display| {
-            Error::new(
-                ErrorKind::Storage,
-                format!("storage: {} cannot be created: {e}", path.display()),
-            )
-        };
-        let lock = files::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| fail(&e))?;
-        lock.try_lock().map_err(|e| fail(&e))?;
-        Ok(Segment::holding(dir, stem, lock))
+        loop {
+            let stem = format!(
+                "{PREFIX}-{}-{:08x}",
+                std::process::id(),
+                crate::util::random_u64() as u32
+            );
+            let path = dir.join(format!("{stem}.lock"));
+            let fail = |e: &dyn std::fmt::Display| {
+                Error::new(
+                    ErrorKind::Storage,
+                    format!("storage: {} cannot be created: {e}", path.display()),
+                )
+            };
+            let lock = files::options()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| fail(&e))?;
+            lock.try_lock().map_err(|e| fail(&e))?;
+            // Between the two calls another process may have taken the new,
+            // still unlocked file for a stale one and removed it: then the
+            // lock guards nothing, and a fresh name is tried.
+            if still_named(&lock, &path).map_err(|e| fail(&e))? {
+                return Ok(Segment::holding(dir, stem, lock));
+            }
+        }
     }
 
     /// Locks segment `stem` when nobody holds it. `None` when its owner is

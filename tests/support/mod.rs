@@ -154,6 +154,17 @@ impl FakeTrodo {
         self.wait_until(timeout, |requests| events_in(requests).len() >= n)
     }
 
+    /// Waits until an event of each name in `names` has arrived.
+    pub fn wait_for_names(&self, names: &[String], timeout: Duration) -> bool {
+        self.wait_until(timeout, |requests| {
+            let got: std::collections::HashSet<Value> = events_in(requests)
+                .into_iter()
+                .map(|e| e["event_name"].clone())
+                .collect();
+            names.iter().all(|n| got.contains(&Value::from(n.as_str())))
+        })
+    }
+
     /// Waits until `done` holds for the requests received; false on timeout.
     fn wait_until(&self, timeout: Duration, done: impl Fn(&[Recorded]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
