@@ -33,6 +33,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version of this header; trodo_version() is the library's. */
+#define TRODO_VERSION_MAJOR 0
+#define TRODO_VERSION_MINOR 1
+#define TRODO_VERSION_PATCH 0
+#define TRODO_VERSION "0.1.0"
+
+
 // The result of every call that can fail. `TRODO_OK` is 0; on any other
 // value `trodo_last_error()` says what went wrong.
 typedef enum TrodoStatus {

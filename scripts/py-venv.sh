@@ -14,6 +14,7 @@ if [ $# -gt 0 ]; then
     "$venv/bin/python" -m pip install -q "$@"
 fi
 # A stale build/ from an earlier install must not be reused, nor left behind.
+# The library itself is not built into it: callers point TRODO_LIB at theirs.
 rm -rf bindings/python/build bindings/python/*.egg-info
-"$venv/bin/python" -m pip install -q --force-reinstall --no-deps ./bindings/python
+TRODO_NATIVE_SKIP_LIBRARY=1 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps ./bindings/python
 rm -rf bindings/python/build bindings/python/*.egg-info

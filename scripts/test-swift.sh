@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The Swift binding's XCTest suite, against the library built by `cargo build`.
+# The Swift binding's XCTest suite, against libtrodo installed with cargo-c.
 # Uses a `swift` on PATH when there is one; otherwise (Debian 12 packages no
 # Swift) a Debian 13 chroot with the `swiftlang` package, made once with
 # debootstrap and kept in a cache directory outside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-lib_dir=$repo/target/debug
+# Installed as a user installs it (cargo-c), found through pkg-config: the
+# package needs no linker flags.
+prefix=$repo/target/install-prefix
+scripts/install-local.sh "$prefix"
+lib_dir=$prefix/lib
 
 if command -v swift >/dev/null 2>&1; then
     cd bindings/swift
-    LD_LIBRARY_PATH=$lib_dir DYLD_LIBRARY_PATH=$lib_dir exec swift test -Xlinker "-L$lib_dir"
+    PKG_CONFIG_PATH=$lib_dir/pkgconfig LD_LIBRARY_PATH=$lib_dir DYLD_LIBRARY_PATH=$lib_dir exec swift test
 fi
 
 root=${TRODO_SWIFT_CHROOT:-/var/cache/trodo/swift-trixie}
@@ -44,7 +48,7 @@ if [ ! -L "$root/usr/bin/swift" ] && [ ! -e "$root/usr/bin/swift" ]; then
     unmount_all_under "$root.tmp" || exit 1
     rm -rf "$root.tmp"
     mkdir -p "$(dirname "$root")"
-    debootstrap --variant=minbase --include=swiftlang,libc6-dev trixie "$root.tmp" "$mirror" >"$root.log" 2>&1 ||
+    debootstrap --variant=minbase --include=swiftlang,libc6-dev,pkgconf trixie "$root.tmp" "$mirror" >"$root.log" 2>&1 ||
         { tail -20 "$root.log" >&2; exit 1; }
     rm -rf "$root"
     mv "$root.tmp" "$root"
@@ -70,6 +74,13 @@ bind /dev "$root/dev"
 # The repository at the same path inside, so the library's path is the same.
 bind "$repo" "$root$repo"
 
+# A chroot made before pkg-config was needed gets it now.
+if [ ! -x "$root/usr/bin/pkg-config" ]; then
+    cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+    chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+        /bin/sh -c 'apt-get update -qq >/dev/null && apt-get install -y -qq pkgconf >/dev/null'
+fi
+
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin LANG=C.UTF-8 \
-    LD_LIBRARY_PATH="$lib_dir" \
-    /bin/bash -c "cd '$repo/bindings/swift' && swift test -Xlinker -L'$lib_dir'"
+    PKG_CONFIG_PATH="$lib_dir/pkgconfig" LD_LIBRARY_PATH="$lib_dir" \
+    /bin/bash -c "cd '$repo/bindings/swift' && swift test"

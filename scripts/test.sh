@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the header check, the Rust tests,
-# the C harness (natively and under valgrind), and the language bindings.
+# the C harness (natively and under valgrind), the language bindings, and the
+# installs (cargo-c prefix, pkg-config, CMake, the Python wheel).
 # Usage: scripts/test.sh        (.ci/run calls exactly this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,27 +17,9 @@ run_logged() { # name command...
     "$@" 2>&1 | tee "$logs/$name.log"
 }
 
-need_apt() {
-    # Installs Debian packages the suite needs when they are missing (CI runs as root).
-    local missing=()
-    for pkg in "$@"; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            step "installing ${missing[*]}"
-            apt-get update -qq >/dev/null
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-        else
-            echo "missing packages: ${missing[*]} (install them, or run as root)" >&2
-            exit 1
-        fi
-    fi
-}
-
-command -v valgrind >/dev/null || need_apt valgrind
-command -v cc >/dev/null && command -v c++ >/dev/null || need_apt gcc g++
-python3 -c "import venv, ensurepip" 2>/dev/null || need_apt python3-venv
+command -v valgrind >/dev/null || scripts/need-apt.sh valgrind
+command -v cc >/dev/null && command -v c++ >/dev/null || scripts/need-apt.sh gcc g++
+python3 -c "import venv, ensurepip" 2>/dev/null || scripts/need-apt.sh python3-venv
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -51,7 +34,7 @@ step "cargo test (Rust tests, header check, C harness + valgrind)"
 export TRODO_REQUIRE_VALGRIND=1
 run_logged cargo cargo test
 
-for extra in scripts/test-python.sh scripts/test-swift.sh; do
+for extra in scripts/test-python.sh scripts/test-install.sh scripts/test-swift.sh; do
     if [ -x "$extra" ]; then
         step "$extra"
         run_logged "$(basename "$extra" .sh)" "$extra"
@@ -59,7 +42,7 @@ for extra in scripts/test-python.sh scripts/test-swift.sh; do
 done
 # cargo test and pytest close with "N passed"; XCTest with "Executed N tests"
 # (repeated per suite: the last one is the total).
-passed=$(cat "$logs"/cargo.log "$logs"/test-python.log 2>/dev/null |
+passed=$(cat "$logs"/cargo.log "$logs"/test-python.log "$logs"/test-install.log 2>/dev/null |
     sed -n -E 's/.*(^|[^0-9])([0-9]+) passed.*/\2/p' | awk '{s+=$1} END {print s+0}')
 swift_passed=$(sed -n -E 's/.*Executed ([0-9]+) tests?, with 0 failures.*/\1/p' "$logs"/test-swift.log 2>/dev/null | tail -n1)
 passed=$((passed + ${swift_passed:-0}))

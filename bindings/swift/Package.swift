@@ -1,9 +1,10 @@
 // swift-tools-version:5.9
-// The Swift binding for libtrodo. Build the library first (`cargo build` at
-// the repository root), then link it, e.g.:
-//   swift test -Xlinker -L../../target/debug
-// with the library on the loader path at run time (LD_LIBRARY_PATH on Linux,
-// DYLD_LIBRARY_PATH on macOS), or install libtrodo where the linker finds it.
+// The Swift binding for libtrodo. Install libtrodo first (the README's C
+// install: `cargo cinstall --release --prefix=PREFIX --libdir=PREFIX/lib`)
+// and point pkg-config at it (PKG_CONFIG_PATH=PREFIX/lib/pkgconfig); then
+// `swift build` and `swift test` need no linker flags. At run time the
+// library must be on the loader path (LD_LIBRARY_PATH=PREFIX/lib on Linux,
+// unless PREFIX is a system one such as /usr/local).
 import PackageDescription
 
 let package = Package(
@@ -12,8 +13,9 @@ let package = Package(
         .library(name: "Trodo", targets: ["Trodo"]),
     ],
     targets: [
-        // The C module: include/trodo.h, linked against libtrodo.
-        .systemLibrary(name: "CTrodo", path: "Sources/CTrodo"),
+        // The C module: trodo.h and libtrodo, found through trodo.pc. No
+        // `providers`: no system package manager ships libtrodo yet.
+        .systemLibrary(name: "CTrodo", path: "Sources/CTrodo", pkgConfig: "trodo"),
         .target(name: "Trodo", dependencies: ["CTrodo"]),
         .testTarget(name: "TrodoTests", dependencies: ["Trodo"]),
     ]

@@ -33,8 +33,10 @@ pub struct Transport {
     site_id: String,
 }
 
-/// The system's roots plus those in `ca_file`; problems are reported, and an
-/// empty result falls back to the bundled Mozilla roots.
+/// The system's roots plus those in `ca_file`; problems are reported. No
+/// roots are bundled (they would be a tenth of the library's size): with an
+/// empty system store and no `ca_file`, HTTPS cannot be verified, and that
+/// is reported once here, then every failed request as usual.
 fn root_certs(ca_file: Option<&Path>, diag: &Diagnostics) -> RootCerts {
     let native = rustls_native_certs::load_native_certs();
     let mut certs: Vec<Certificate<'static>> = native
@@ -62,10 +64,13 @@ fn root_certs(ca_file: Option<&Path>, diag: &Diagnostics) -> RootCerts {
         }
     }
     if certs.is_empty() {
-        RootCerts::WebPki
-    } else {
-        RootCerts::from(certs)
+        diag.report(
+            "no trusted root certificates: the system's store is empty or unreadable and no \
+             ca_file was given, so HTTPS servers cannot be verified (install the system's CA \
+             certificates, or pass \"ca_file\")",
+        );
     }
+    RootCerts::from(certs)
 }
 
 impl Transport {

@@ -186,7 +186,15 @@ static void nothing_accepted_is_lost(void) {
 
 int main(void) {
     const char *v = trodo_version();
-    CHECK(v != NULL && strcmp(v, "0.1.0") == 0);
+    char numbers[64];
+    /* The header's version macros are the library's version. */
+#if !defined(TRODO_VERSION_MAJOR) || TRODO_VERSION_MAJOR < 0
+#error "trodo.h defines no usable TRODO_VERSION_MAJOR"
+#endif
+    snprintf(numbers, sizeof numbers, "%d.%d.%d", TRODO_VERSION_MAJOR, TRODO_VERSION_MINOR,
+             TRODO_VERSION_PATCH);
+    CHECK(v != NULL && strcmp(v, TRODO_VERSION) == 0);
+    CHECK(strcmp(numbers, TRODO_VERSION) == 0);
     everything_refused_when_not_initialized();
     init_errors();
     argument_rules();

@@ -104,7 +104,7 @@ def test_library_lookup_order_and_error(tmp_path, monkeypatch):
     with pytest.raises(_lib.LibraryNotFoundError) as e:
         _lib.find(env="", here=pkg, cwd=elsewhere)
     message = str(e.value)
-    assert str(pkg / name) in message and "cargo build --release" in message
+    assert str(pkg / name) in message and "pip install ./bindings/python" in message
     assert str(tmp_path / "repo" / "target" / "debug" / name) in message
 
     debug = tmp_path / "repo" / "target" / "debug" / name
@@ -115,9 +115,12 @@ def test_library_lookup_order_and_error(tmp_path, monkeypatch):
     release.parent.mkdir(parents=True)
     release.write_text("")
     assert _lib.find(env="", here=pkg, cwd=elsewhere) == release
-    bundled = pkg / name
-    bundled.write_text("")
-    assert _lib.find(env="", here=pkg, cwd=elsewhere) == bundled
+    copied = pkg / name
+    copied.write_text("")
+    assert _lib.find(env="", here=pkg, cwd=elsewhere) == copied
+    wheel_built = pkg / _lib.PACKAGED_NAMES[0]
+    wheel_built.write_text("")
+    assert _lib.find(env="", here=pkg, cwd=elsewhere) == wheel_built
     explicit = tmp_path / "custom.so"
     explicit.write_text("")
     assert _lib.find(env=str(explicit), here=pkg, cwd=elsewhere) == explicit
@@ -129,4 +132,6 @@ def test_every_declared_function_exists_with_a_restype():
     for name, (argtypes, restype) in _lib.SIGNATURES.items():
         assert name + "(" in header, name
         assert getattr(lib, name).argtypes == argtypes
-    assert trodo.version() == "0.1.0"
+    cargo = (Path(__file__).resolve().parents[3] / "Cargo.toml").read_text()
+    crate_version = next(line.split('"')[1] for line in cargo.splitlines() if line.startswith("version ="))
+    assert trodo.version() == trodo.__version__ == crate_version

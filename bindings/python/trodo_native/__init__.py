@@ -14,9 +14,10 @@ import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from ._lib import ERROR_CALLBACK, LibraryNotFoundError, load
+from ._version import __version__
 
 __all__ = [
-    "init", "flush", "shutdown", "version",
+    "__version__", "init", "flush", "shutdown", "version",
     "identify", "reset", "distinct_id", "track",
     "set_group", "add_group", "remove_group", "get_groups", "get_group", "Group",
     "people", "stats", "set_opt_out", "is_opted_out", "on_error",

@@ -9,6 +9,8 @@ from typing import List, Optional
 
 _NAMES = {"darwin": "libtrodo.dylib", "win32": "trodo.dll"}
 LIB_NAME = _NAMES.get(sys.platform, "libtrodo.so")
+# The copy a wheel carries: built by setuptools-rust, named as an abi3 module.
+PACKAGED_NAMES = ["libtrodo.abi3.pyd" if sys.platform == "win32" else "libtrodo.abi3.so", LIB_NAME]
 
 
 class LibraryNotFoundError(OSError):
@@ -16,15 +18,15 @@ class LibraryNotFoundError(OSError):
 
 
 def candidates(env: Optional[str] = None, here: Optional[Path] = None, cwd: Optional[Path] = None) -> List[Path]:
-    """The places searched, in order: TRODO_LIB, the package, then each
-    repository's target/release and target/debug."""
+    """The places searched, in order: TRODO_LIB, the copy inside the package,
+    then a development checkout's target/release and target/debug."""
     here = here if here is not None else Path(__file__).resolve().parent
     cwd = cwd if cwd is not None else Path.cwd()
     env = env if env is not None else os.environ.get("TRODO_LIB")
     out: List[Path] = []
     if env:
         out.append(Path(env))
-    out.append(here / LIB_NAME)
+    out.extend(here / name for name in PACKAGED_NAMES)
     roots: List[Path] = []
     for start in (here, cwd.resolve()):
         for parent in [start, *start.parents]:
@@ -45,7 +47,7 @@ def find(env: Optional[str] = None, here: Optional[Path] = None, cwd: Optional[P
     where = "\n  ".join(str(p) for p in looked)
     raise LibraryNotFoundError(
         f"libtrodo ({LIB_NAME}) was not found. Looked in:\n  {where}\n"
-        "Build it with `cargo build --release` at the libtrodo repository root, "
+        "Install the package with `pip install ./bindings/python` (it builds the library), "
         "or set TRODO_LIB to the library's path."
     )
 

@@ -1,2 +1,2 @@
-/* The generated header lives at the repository root; this shim keeps one copy. */
-#include "../../../../include/trodo.h"
+/* The installed header, found through pkg-config (trodo.pc's Cflags). */
+#include <trodo.h>

@@ -1,0 +1,31 @@
+# The installed libtrodo's version, read from its header (one source of
+# truth). While the version is 0.x, 0.MINOR releases are incompatible with
+# each other; from 1.0 on, every release of one MAJOR is compatible.
+get_filename_component(_trodo_prefix "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)
+file(STRINGS "${_trodo_prefix}/include/trodo.h" _trodo_version_line
+     REGEX "^#define TRODO_VERSION \"[0-9]+\\.[0-9]+\\.[0-9]+\"")
+string(REGEX REPLACE ".*\"([0-9.]+)\".*" "\\1" PACKAGE_VERSION "${_trodo_version_line}")
+
+if(PACKAGE_VERSION STREQUAL "")
+    set(PACKAGE_VERSION_UNSUITABLE TRUE)
+elseif(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION)
+    set(PACKAGE_VERSION_COMPATIBLE FALSE)
+else()
+    string(REGEX MATCH "^[0-9]+" _major "${PACKAGE_VERSION}")
+    string(REGEX MATCH "^[0-9]+\\.[0-9]+" _major_minor "${PACKAGE_VERSION}")
+    if(_major STREQUAL "0")
+        set(_same "${_major_minor}")
+        set(_wanted "${PACKAGE_FIND_VERSION_MAJOR}.${PACKAGE_FIND_VERSION_MINOR}")
+    else()
+        set(_same "${_major}")
+        set(_wanted "${PACKAGE_FIND_VERSION_MAJOR}")
+    endif()
+    if(PACKAGE_FIND_VERSION STREQUAL "" OR _same STREQUAL _wanted)
+        set(PACKAGE_VERSION_COMPATIBLE TRUE)
+    else()
+        set(PACKAGE_VERSION_COMPATIBLE FALSE)
+    endif()
+    if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)
+        set(PACKAGE_VERSION_EXACT TRUE)
+    endif()
+endif()

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Usage: scripts/install-local.sh PREFIX
+# Installs libtrodo into PREFIX the way a C or C++ developer does, with
+# cargo-c: `cargo cinstall --release --prefix=PREFIX --libdir=PREFIX/lib`
+# (cargo-c is installed first when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# The newest cargo-c that builds with this machine's Rust (see the README).
+CARGO_C_VERSION=0.10.24
+prefix=$1
+if ! cargo cinstall --version 2>/dev/null | grep -q "cargo-c $CARGO_C_VERSION"; then
+    printf '\n==> installing cargo-c %s (once; a few minutes)\n' "$CARGO_C_VERSION"
+    cargo install --quiet --locked cargo-c --version "$CARGO_C_VERSION"
+fi
+rm -rf "$prefix"
+cargo cinstall --release --prefix="$prefix" --libdir="$prefix/lib"
