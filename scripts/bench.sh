@@ -7,11 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TRODO_PYTHON_VERSION=2.26.2
 
-cargo build --release --quiet
+# The side-by-side loads the library as users install it (cargo-c).
+scripts/install-local.sh target/install-prefix >/dev/null 2>&1
 printf '%-58s %s\n' "measurement" "result"
 printf '%-58s %s\n' "-----------" "------"
 cargo bench --quiet --bench calls -- "$@" 2>/dev/null
 
 venv=target/bench-venv
 scripts/py-venv.sh "$venv" "trodo-python==$TRODO_PYTHON_VERSION"
-TRODO_LIB="$PWD/target/release/libtrodo.so" "$venv/bin/python" benches/side_by_side.py
+TRODO_LIB="$PWD/target/install-prefix/lib/libtrodo.so" "$venv/bin/python" benches/side_by_side.py
