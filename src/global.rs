@@ -105,6 +105,7 @@ pub fn current() -> Result<Arc<Client>> {
 }
 
 pub fn shutdown(timeout: Duration) -> Result<()> {
+    // Held as an Arc, not borrowed: the flush below may take a while.
     let p = with_process(|_| PROCESS.load_full()).ok_or_else(Error::not_initialized)?;
     let _life = p.lifecycle.lock();
     let client = p.client.write().take().ok_or_else(Error::not_initialized)?;
