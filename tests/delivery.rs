@@ -570,7 +570,7 @@ fn an_identify_waiting_on_disk_behind_a_backlog_still_hydrates() {
 }
 
 #[test]
-fn a_damaged_queue_file_keeps_what_precedes_the_damage() {
+fn a_damaged_record_in_the_queue_file_costs_only_itself() {
     let dir = temp_dir();
     let c = start(&dead_address(), &dir);
     for i in 0..20 {
@@ -610,13 +610,17 @@ fn a_damaged_queue_file_keeps_what_precedes_the_damage() {
     let s = c.stats().unwrap();
     assert!(s.corrupt_bytes > 0);
     c.flush(WAIT).unwrap();
+    // 16 scribbled bytes touch one record, two at most: every other one
+    // arrives, before and after the damage, in order.
     let got = names(&server.events());
-    assert!(got.len() >= 10 && got.len() < 20, "{got:?}");
-    let expected: Vec<String> = (0..got.len()).map(|i| format!("d{i}")).collect();
-    assert_eq!(
-        got, expected,
-        "every intact record before the damage, in order"
+    assert!(got.len() == 18 || got.len() == 19, "{got:?}");
+    let numbers: Vec<usize> = got.iter().map(|n| n[1..].parse().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    assert!(
+        numbers.windows(2).filter(|w| w[1] > w[0] + 1).count() <= 1,
+        "the lost ones are where the damage is: {got:?}"
     );
+    assert!(numbers.contains(&19), "records after the damage are kept");
     assert!(path.with_extension("corrupt").exists());
     // And the queue works on after it.
     c.track("after", None, None).unwrap();

@@ -115,8 +115,8 @@ impl Shared {
             let aside = segment.file("corrupt");
             let _ = std::fs::rename(segment.file("bin"), &aside);
             self.diag.report(format!(
-                "queue segment {} left by another process was damaged: {damaged} byte(s) after its \
-                 intact records could not be read and were moved to {}; the {n} intact item(s) were adopted",
+                "queue segment {} left by another process was damaged: {damaged} byte(s) held no \
+                 intact record (the file was kept as {}); its {n} intact item(s) were adopted",
                 segment.name(),
                 aside.display()
             ));
