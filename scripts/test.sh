@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the header check, the Rust tests,
 # the C harness (natively and under valgrind), the language bindings, and the
-# installs (cargo-c prefix, pkg-config, CMake, the Python wheel).
+# installs (cargo-c prefix, pkg-config, CMake, the Python wheel), the C
+# harness under AddressSanitizer/UndefinedBehaviorSanitizer, src/ffi under
+# Miri, and a few seconds of each fuzz target on its corpus.
 # Usage: scripts/test.sh        (.ci/run calls exactly this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +36,8 @@ step "cargo test (Rust tests, header check, C harness + valgrind)"
 export TRODO_REQUIRE_VALGRIND=1
 run_logged cargo cargo test
 
-for extra in scripts/test-python.sh scripts/test-install.sh scripts/test-swift.sh; do
+for extra in scripts/test-python.sh scripts/test-install.sh scripts/test-sanitizers.sh \
+    scripts/test-miri.sh scripts/test-fuzz.sh scripts/test-swift.sh; do
     if [ -x "$extra" ]; then
         step "$extra"
         run_logged "$(basename "$extra" .sh)" "$extra"
@@ -42,7 +45,8 @@ for extra in scripts/test-python.sh scripts/test-install.sh scripts/test-swift.s
 done
 # cargo test and pytest close with "N passed"; XCTest with "Executed N tests"
 # (repeated per suite: the last one is the total).
-passed=$(cat "$logs"/cargo.log "$logs"/test-python.log "$logs"/test-install.log 2>/dev/null |
+passed=$(cat "$logs"/cargo.log "$logs"/test-python.log "$logs"/test-install.log \
+    "$logs"/test-sanitizers.log "$logs"/test-miri.log "$logs"/test-fuzz.log 2>/dev/null |
     sed -n -E 's/.*(^|[^0-9])([0-9]+) passed.*/\2/p' | awk '{s+=$1} END {print s+0}')
 swift_passed=$(sed -n -E 's/.*Executed ([0-9]+) tests?, with 0 failures.*/\1/p' "$logs"/test-swift.log 2>/dev/null | tail -n1)
 passed=$((passed + ${swift_passed:-0}))

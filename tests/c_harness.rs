@@ -32,8 +32,13 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// target/<profile>: this test binary lives in target/<profile>/deps.
+/// target/<profile>: this test binary lives in target/<profile>/deps. With
+/// TRODO_HARNESS_LIB_DIR, another build of the library (scripts/test-sanitizers.sh
+/// points it at one built with AddressSanitizer).
 fn lib_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TRODO_HARNESS_LIB_DIR") {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().expect("current_exe");
     exe.parent()
         .and_then(Path::parent)
@@ -117,9 +122,13 @@ fn built() -> &'static PathBuf {
         let harness_c = tests_c.join("harness.c").display().to_string();
         let harness_o = out.join("harness.o").display().to_string();
 
+        // Extra compiler flags, e.g. -fsanitize=address,undefined.
+        let extra = std::env::var("TRODO_HARNESS_CFLAGS").unwrap_or_default();
+        let extra: Vec<&str> = extra.split_whitespace().collect();
         let mut c_flags = vec!["-std=c99"];
         c_flags.extend(WARNINGS);
         c_flags.extend(["-g", &include, &include_c]);
+        c_flags.extend(&extra);
         let mut args = c_flags.clone();
         args.extend(["-c", &harness_c, "-o", &harness_o]);
         compile(&cc, &args)?;
@@ -134,6 +143,7 @@ fn built() -> &'static PathBuf {
                 let exe = out.join(name).display().to_string();
                 let mut args = vec![std];
                 args.extend(WARNINGS);
+                args.extend(&extra);
                 args.extend([
                     "-g",
                     &include,

@@ -188,8 +188,11 @@ fn read_record<'p>(
     if len == 0 || len > MAX_RECORD {
         return Ok(None);
     }
-    payload.resize(len as usize, 0);
-    if read_exact_or_eof(r, payload)? || crc32fast::hash(payload) != crc {
+    // Read as far as the data goes, not allocated up front: a damaged length
+    // near MAX_RECORD must not cost that much memory (found by fuzzing).
+    payload.clear();
+    let got = r.take(u64::from(len)).read_to_end(payload)?;
+    if got < len as usize || crc32fast::hash(payload) != crc {
         return Ok(None);
     }
     Ok(parse(payload).map(|record| (8 + u64::from(len), record)))

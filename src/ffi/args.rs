@@ -82,3 +82,75 @@ pub fn string_array<'a>(p: *const *const c_char, count: usize, what: &str) -> Re
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Run under Miri too (`scripts/test-miri.sh`): the pointer reads here are
+    //! the unsafe code every C call goes through.
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn c(bytes: &[u8]) -> Vec<c_char> {
+        bytes.iter().map(|&b| b as c_char).chain([0]).collect()
+    }
+
+    #[test]
+    fn strings_are_checked_for_null_and_utf8_and_borrowed_as_they_are() {
+        let ok = c("grüße".as_bytes());
+        assert_eq!(string(ok.as_ptr(), "x").unwrap(), "grüße");
+        assert_eq!(opt_string(std::ptr::null(), "x").unwrap(), None);
+        let null = string(std::ptr::null(), "event_name").unwrap_err();
+        assert_eq!(null.kind, ErrorKind::InvalidArgument);
+        assert!(null.message.contains("event_name is NULL"));
+        let bad = c(b"\xff\xfe");
+        assert_eq!(
+            string(bad.as_ptr(), "x").unwrap_err().kind,
+            ErrorKind::InvalidArgument
+        );
+        // Not UTF-8 where JSON is expected: a JSON error, NULL an argument error.
+        assert_eq!(
+            json_text(bad.as_ptr(), "p").unwrap_err().kind,
+            ErrorKind::InvalidJson
+        );
+        assert_eq!(
+            json_text(std::ptr::null(), "p").unwrap_err().kind,
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(opt_json_text(std::ptr::null(), "p").unwrap(), None);
+    }
+
+    #[test]
+    fn json_arguments_have_their_shape_checked() {
+        let obj = c(br#"{"a":[1,2]}"#);
+        assert_eq!(json_object(obj.as_ptr(), "p").unwrap()["a"][1], 2);
+        assert_eq!(
+            json_array(obj.as_ptr(), "v").unwrap_err().kind,
+            ErrorKind::InvalidJson
+        );
+        let arr = c(b"[true]");
+        assert_eq!(
+            json_array(arr.as_ptr(), "v").unwrap(),
+            vec![Value::Bool(true)]
+        );
+        assert!(opt_json_object(std::ptr::null(), "p").unwrap().is_none());
+        assert_eq!(
+            json(c(b"nul").as_ptr(), "v").unwrap_err().kind,
+            ErrorKind::InvalidJson
+        );
+    }
+
+    #[test]
+    fn string_arrays_read_exactly_count_elements() {
+        let (a, b) = (c(b"a"), c(b"b"));
+        let items = [a.as_ptr(), b.as_ptr(), std::ptr::null()];
+        assert_eq!(string_array(items.as_ptr(), 2, "ids").unwrap(), ["a", "b"]);
+        let third = string_array(items.as_ptr(), 3, "ids").unwrap_err();
+        assert!(
+            third.message.contains("ids[2] is NULL"),
+            "{}",
+            third.message
+        );
+        assert!(string_array(std::ptr::null(), 1, "ids").is_err());
+        assert!(string_array(items.as_ptr(), 0, "ids").unwrap().is_empty());
+    }
+}

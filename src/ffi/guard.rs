@@ -85,7 +85,20 @@ pub fn string_out(s: String) -> Result<*mut c_char> {
 
 #[cfg(test)]
 mod tests {
+    //! Run under Miri too (`scripts/test-miri.sh`).
     use super::*;
+
+    #[test]
+    fn strings_handed_out_come_back_whole_and_are_freed_once() {
+        let p = string_out("héllo".into()).unwrap();
+        assert_eq!(
+            unsafe { std::ffi::CStr::from_ptr(p) }.to_str().unwrap(),
+            "héllo"
+        );
+        crate::ffi::trodo_string_free(p);
+        crate::ffi::trodo_string_free(std::ptr::null_mut());
+        assert!(string_out("a\0b".into()).is_err());
+    }
 
     #[test]
     fn panics_become_internal_errors_with_a_message() {

@@ -30,3 +30,21 @@ pub fn free(p: *mut TrodoGroup) {
         drop(unsafe { Box::from_raw(p) });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Run under Miri too (`scripts/test-miri.sh`): a leak, a double free or a
+    //! use after free here is a Miri error.
+    use super::*;
+
+    #[test]
+    fn a_handle_is_borrowed_while_alive_and_freed_once() {
+        let group = Group::new("company", "acme").unwrap();
+        let p = into_raw(group.clone());
+        assert_eq!(borrow(p).unwrap(), &group);
+        assert_eq!(borrow(p).unwrap().id(), "acme");
+        free(p);
+        free(std::ptr::null_mut());
+        assert!(borrow(std::ptr::null()).is_err());
+    }
+}
