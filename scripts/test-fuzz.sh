@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs each fuzz target (fuzz/, cargo-fuzz) for a few seconds on its
 # committed corpus, so whatever a longer fuzzing run once found stays
-# found: a crash, a hang (-timeout) or an allocation beyond -malloc_limit_mb
+# found: a crash, a hang (-timeout) or one allocation over 32 MB
 # fails. Needs the nightly toolchain; cargo-fuzz is installed when missing.
 # Longer runs: `cargo +nightly fuzz run TARGET fuzz/corpus/TARGET` (TESTING.md).
 set -euo pipefail
@@ -21,7 +21,7 @@ for target in $(cargo +nightly fuzz list); do
     mkdir -p "$work/$target"
     cp fuzz/corpus/"$target"/* "$work/$target/"
     if cargo +nightly fuzz run "$target" "$work/$target" -- \
-        -max_total_time="$SECONDS_EACH" -timeout=10 -malloc_limit_mb=256 \
+        -max_total_time="$SECONDS_EACH" -timeout=10 -malloc_limit_mb=32 -rss_limit_mb=1024 \
         >"$work/$target.log" 2>&1; then
         echo "ok: $target ($(grep -o 'Done [0-9]* runs' "$work/$target.log" || echo 'ran'))"
         passed=$((passed + 1))

@@ -2,8 +2,9 @@
 # Runs every test: formatting and lints, the header check, the Rust tests,
 # the C harness (natively and under valgrind), the language bindings, and the
 # installs (cargo-c prefix, pkg-config, CMake, the Python wheel), the C
-# harness under AddressSanitizer/UndefinedBehaviorSanitizer, src/ffi under
-# Miri, and a few seconds of each fuzz target on its corpus.
+# harness under AddressSanitizer/UndefinedBehaviorSanitizer, the threaded
+# Rust tests under ThreadSanitizer, src/ffi under Miri, and a few seconds of
+# each fuzz target on its corpus.
 # Usage: scripts/test.sh        (.ci/run calls exactly this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +38,7 @@ export TRODO_REQUIRE_VALGRIND=1
 run_logged cargo cargo test
 
 for extra in scripts/test-python.sh scripts/test-install.sh scripts/test-sanitizers.sh \
-    scripts/test-miri.sh scripts/test-fuzz.sh scripts/test-swift.sh; do
+    scripts/test-tsan.sh scripts/test-miri.sh scripts/test-fuzz.sh scripts/test-swift.sh; do
     if [ -x "$extra" ]; then
         step "$extra"
         run_logged "$(basename "$extra" .sh)" "$extra"
@@ -46,7 +47,7 @@ done
 # cargo test and pytest close with "N passed"; XCTest with "Executed N tests"
 # (repeated per suite: the last one is the total).
 passed=$(cat "$logs"/cargo.log "$logs"/test-python.log "$logs"/test-install.log \
-    "$logs"/test-sanitizers.log "$logs"/test-miri.log "$logs"/test-fuzz.log 2>/dev/null |
+    "$logs"/test-sanitizers.log "$logs"/test-tsan.log "$logs"/test-miri.log "$logs"/test-fuzz.log 2>/dev/null |
     sed -n -E 's/.*(^|[^0-9])([0-9]+) passed.*/\2/p' | awk '{s+=$1} END {print s+0}')
 swift_passed=$(sed -n -E 's/.*Executed ([0-9]+) tests?, with 0 failures.*/\1/p' "$logs"/test-swift.log 2>/dev/null | tail -n1)
 passed=$((passed + ${swift_passed:-0}))

@@ -101,6 +101,12 @@ fn http_date_epoch_secs(s: &str) -> Option<u64> {
     let [h, m, sec] = hms.as_slice() else {
         return None;
     };
+    // A server's header, so anything: out-of-range fields are no date (and
+    // would overflow below; found by fuzzing).
+    let (h, m, sec) = (*h, *m, *sec);
+    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
     // Days from civil (Howard Hinnant), the inverse of util::civil_from_days.
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -117,6 +123,29 @@ fn http_date_epoch_secs(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_http_date_with_fields_out_of_range_is_no_date_and_never_overflows() {
+        // Found by fuzzing: the year overflowed the day count and panicked.
+        let p = RetryPolicy::default();
+        for h in [
+            ", 21 Oct 24444444444444026 07:2:20 GMT",
+            "Wed, 99999999999999999 Oct 2026 07:28:00 GMT",
+            "Wed, 21 Oct 2026 99999999999999:28:00 GMT",
+            "Wed, 21 Oct 2026 07:28:99999999999999999 GMT",
+            "Wed, 32 Oct 2026 07:28:00 GMT",
+        ] {
+            assert_eq!(
+                p.retry_after(Some(h), 1_795_700_000),
+                p.default_retry_after,
+                "{h}"
+            );
+        }
+        assert_eq!(
+            http_date_epoch_secs("Wed, 21 Oct 2026 07:28:00 GMT"),
+            Some(1_792_567_680)
+        );
+    }
 
     #[test]
     fn statuses_map_to_the_documented_verdicts() {
