@@ -14,4 +14,9 @@ export TRODO_HARNESS_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointe
 # A leak, an invalid access or undefined behaviour fails the program.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-cargo test --quiet --test c_harness native:: 2>&1 | grep -v '^ *\(Compiling\|Finished\|Running\)'
+# All but c_fork: a child forked while other threads allocate can deadlock
+# inside gcc 12's AddressSanitizer allocator, whose locks are not fork-safe
+# (seen here: every thread of the child waiting on the allocator's mutex).
+# c_fork runs natively and under valgrind in the ordinary suite.
+cargo test --quiet --test c_harness native:: -- --skip c_fork 2>&1 |
+    grep -v '^ *\(Compiling\|Finished\|Running\)'
