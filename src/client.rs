@@ -473,8 +473,7 @@ impl Client {
             self.delivery.discard_all();
         }
         // The caller asked for this setting to survive a restart: write now.
-        self.shared.publish(&inner.state);
-        inner.save_now(&self.shared.file)
+        self.shared.save_now(&mut inner)
     }
 
     pub fn is_opted_out(&self) -> Result<bool> {
@@ -533,10 +532,7 @@ impl Client {
         if changes_state {
             match s.options.durability {
                 // The caller asked for the disk write on its own thread.
-                Durability::Sync => {
-                    s.publish(&inner.state);
-                    inner.save_now(&s.file)?
-                }
+                Durability::Sync => s.save_now(&mut inner)?,
                 Durability::Batched => s.mark_dirty(&inner.state),
             }
         }
@@ -577,6 +573,13 @@ impl Shared {
         if let Some(flag) = self.dirty.lock().as_ref() {
             flag.mark();
         }
+    }
+
+    /// `inner`'s state changed and must be on disk now (the caller asked for
+    /// it on its own thread): publish it and write it.
+    fn save_now(&self, inner: &mut Inner) -> Result<()> {
+        self.publish(&inner.state);
+        inner.save_now(&self.file)
     }
 
     fn publish(&self, state: &LocalState) {

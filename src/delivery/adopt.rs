@@ -5,7 +5,6 @@
 //! their order, and reach its own file before the orphan is removed; a crash
 //! in between sends them twice at worst (events carry their insert_id).
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,8 +13,7 @@ use std::time::Duration;
 use crate::sync::{Condvar, Mutex};
 
 use super::segments::{self, Segment};
-use super::{store, Shared, Tag};
-use crate::wire;
+use super::{store, stored_path, Shared, Tag};
 
 const EVERY: Duration = Duration::from_secs(30);
 /// Adopted records are written to this process's file every so many items,
@@ -93,12 +91,7 @@ impl Shared {
         let due = self.config.due_now();
         let mut n = 0usize;
         let damaged = store::read_orphan(&segment, |item| {
-            let path = if item.path == wire::path::EVENT {
-                Cow::Borrowed(wire::path::EVENT)
-            } else {
-                Cow::Owned(item.path)
-            };
-            self.push(path, item.body.into(), Tag::None, due);
+            self.push(stored_path(item.path), item.body.into(), Tag::None, due);
             n += 1;
             if n.is_multiple_of(WRITE_EVERY) {
                 self.write_unwritten();

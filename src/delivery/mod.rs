@@ -199,19 +199,24 @@ struct Item {
     first_failure: Option<Instant>,
 }
 
+/// A path read back from disk. Events are nearly every item: they get no
+/// string of their own.
+fn stored_path(path: String) -> Cow<'static, str> {
+    if path == wire::path::EVENT {
+        Cow::Borrowed(wire::path::EVENT)
+    } else {
+        Cow::Owned(path)
+    }
+}
+
 impl Item {
     /// An item read back from disk (at start or from the spilled part).
     fn recovered(stored: StoredItem, tag: Tag, enqueued: Instant) -> Item {
-        let is_event = stored.path == wire::path::EVENT;
+        let path = stored_path(stored.path);
         Item {
             seq: stored.seq,
-            is_event,
-            // Events are nearly every item: no string of their own.
-            path: if is_event {
-                Cow::Borrowed(wire::path::EVENT)
-            } else {
-                Cow::Owned(stored.path)
-            },
+            is_event: path == wire::path::EVENT,
+            path,
             body: stored.body.into(),
             tag,
             enqueued,
