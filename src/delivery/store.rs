@@ -275,27 +275,19 @@ fn resync(file: &mut File, from: u64, len: u64) -> io::Result<u64> {
         buf.resize(n as usize, 0);
         file.seek(SeekFrom::Start(base))?;
         file.read_exact(&mut buf)?;
-        for i in 0..buf.len() {
+        // Each candidate needs PLAUSIBLE_HEAD bytes in view: windows overlap
+        // by that much, except the last.
+        let end = if base + n == len {
+            buf.len()
+        } else {
+            buf.len() - PLAUSIBLE_HEAD
+        };
+        for i in 0..end {
             let at = base + i as u64;
-            let remaining = len - at;
-            let whole =
-                |rlen: u64| (i as u64 + 8 + rlen <= n).then(|| &buf[i..i + 8 + rlen as usize]);
-            let Some(rlen) = plausible(&buf[i..], remaining) else {
-                if buf.len() - i >= PLAUSIBLE_HEAD || remaining < PLAUSIBLE_HEAD as u64 {
-                    continue;
-                }
-                // Too near the window's end to tell: look at the file itself.
-                let mut head = [0u8; PLAUSIBLE_HEAD];
-                file.seek(SeekFrom::Start(at))?;
-                file.read_exact(&mut head)?;
-                if let Some(rlen) = plausible(&head, remaining) {
-                    if record_checks_out(file, at, rlen)? {
-                        return Ok(at);
-                    }
-                }
+            let Some(rlen) = plausible(&buf[i..], len - at) else {
                 continue;
             };
-            let intact = match whole(rlen) {
+            let intact = match buf.get(i..i + 8 + rlen as usize) {
                 Some(bytes) => checks_out(bytes),
                 None => record_checks_out(file, at, rlen)?,
             };
@@ -303,7 +295,7 @@ fn resync(file: &mut File, from: u64, len: u64) -> io::Result<u64> {
                 return Ok(at);
             }
         }
-        base += n;
+        base += end as u64;
     }
     Ok(len)
 }
@@ -889,6 +881,20 @@ mod tests {
         let (_s, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
         assert_eq!(seqs(&rec.items), [1, 2, 3, 4, 5, 6, 8, 9]);
         assert!(rec.damage.is_some());
+    }
+
+    #[test]
+    fn a_record_found_where_two_search_windows_meet_is_kept() {
+        // Zeros from byte 0 up to just before the end of the first search
+        // window (which starts at byte 1), then a record straddling it.
+        let d = dir();
+        let mut bytes = vec![0u8; 256 * 1024 - 9];
+        encode_item(7, "/api/events", b"{\"n\":7}", &mut bytes);
+        fs::write(d.join("queue.bin"), &bytes).unwrap();
+        let (store, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
+        assert_eq!(seqs(&rec.items), [7]);
+        assert_eq!(rec.damaged_bytes, 256 * 1024 - 9);
+        store.close(false);
     }
 
     /// Byte range of item `seq`'s record in `bytes` (records of `items`).
