@@ -15,8 +15,9 @@
  *   value_json any JSON value; anything else gives TRODO_ERR_INVALID_JSON.
  * - Ownership: strings returned as `char *` belong to the caller, who frees
  *   them with trodo_string_free. A TrodoGroup handle is freed with
- *   trodo_group_free. `const char *` results (trodo_last_error, trodo_version)
- *   belong to libtrodo and are never freed by the caller.
+ *   trodo_group_free, a TrodoUser handle with trodo_user_free. `const char *`
+ *   results (trodo_last_error, trodo_version) belong to libtrodo and are
+ *   never freed by the caller.
  * - No call waits on the network, except trodo_flush and trodo_shutdown,
  *   which wait at most timeout_ms.
  * - No panic crosses this boundary: it becomes TRODO_ERR_INTERNAL and the
@@ -61,6 +62,10 @@ typedef enum TrodoStatus {
 
 // A handle for one group's profile operations; free it with `trodo_group_free`.
 typedef struct TrodoGroup TrodoGroup;
+
+// A user that per-user (server mode) calls act for; free it with
+// `trodo_user_free`. May be shared between threads.
+typedef struct TrodoUser TrodoUser;
 
 // Receives a message whenever data is dropped (counted by reason in
 // trodo_get_stats) or a request fails for good, and when init finds a
@@ -274,6 +279,119 @@ enum TrodoStatus trodo_people_clear_charges(void);
 
 // Deletes the user's profile.
 enum TrodoStatus trodo_people_delete_user(void);
+
+// A handle for calls on behalf of the user `distinct_id`, for programs that
+// act for many users at once (servers); free it with trodo_user_free. It
+// never changes the process's current user, memberships or session, and
+// nothing about its user is kept on disk except the queued requests.
+// `groups_json` (nullable) is the group context events tracked through the
+// handle are stamped with: a JSON object of group key -> array of ids, e.g.
+// {"active_team":["team-a"]}; a key with an empty array is left out; it is
+// not sent to the server. NULL (see trodo_last_error) when not initialized,
+// when distinct_id is invalid (TRODO_ERR_INVALID_ARGUMENT), when
+// groups_json is not such an object (TRODO_ERR_INVALID_JSON) or holds a key
+// or id that breaks the id rules (TRODO_ERR_INVALID_ARGUMENT). The handle
+// may be shared between threads, and stays valid across shutdown and
+// re-init (its calls then act on the current client, or return
+// TRODO_ERR_NOT_INITIALIZED). Its server session is "server:<distinct_id>",
+// registered with the server once per user per client before its first
+// event or identify, without making any call wait.
+struct TrodoUser *trodo_user_new(const char *distinct_id, const char *groups_json);
+
+// Frees a handle from trodo_user_new. NULL is fine. Requests already made
+// through it are still sent.
+void trodo_user_free(struct TrodoUser *user);
+
+// Tracks an event for the handle's user, stamped with the handle's group
+// context (a property the caller sets under a group key wins).
+// `properties_json` is NULL or a JSON object.
+enum TrodoStatus trodo_user_track(const struct TrodoUser *user,
+                                  const char *event_name,
+                                  const char *properties_json);
+
+// As trodo_user_track, with an event category (NULL means "custom").
+enum TrodoStatus trodo_user_track_with_category(const struct TrodoUser *user,
+                                                const char *event_name,
+                                                const char *properties_json,
+                                                const char *category);
+
+// Sends identify for the handle's user (its distinct id and server
+// session); the handle then uses `identify_id` as its distinct id, and a
+// newDistinctId in the server's answer replaces it later. The server
+// session stays "server:<the id the handle was made with>".
+enum TrodoStatus trodo_user_identify(const struct TrodoUser *user, const char *identify_id);
+
+// As trodo_set_group, for the handle's user and group context.
+enum TrodoStatus trodo_user_set_group(const struct TrodoUser *user,
+                                      const char *group_key,
+                                      const char *group_id);
+
+// As trodo_set_groups, for the handle's user and group context.
+enum TrodoStatus trodo_user_set_groups(const struct TrodoUser *user,
+                                       const char *group_key,
+                                       const char *const *group_ids,
+                                       size_t count);
+
+// As trodo_add_group, for the handle's user and group context.
+enum TrodoStatus trodo_user_add_group(const struct TrodoUser *user,
+                                      const char *group_key,
+                                      const char *group_id);
+
+// As trodo_remove_group, for the handle's user and group context.
+enum TrodoStatus trodo_user_remove_group(const struct TrodoUser *user,
+                                         const char *group_key,
+                                         const char *group_id);
+
+// The handle's group context as a JSON object, as trodo_get_groups gives
+// the current user's; free it with trodo_string_free. NULL when not
+// initialized or `user` is NULL.
+char *trodo_user_get_groups(const struct TrodoUser *user);
+
+// The handle's distinct id (after trodo_user_identify, the identify id or
+// the server's answer to it); free it with trodo_string_free. NULL when not
+// initialized or `user` is NULL.
+char *trodo_user_get_distinct_id(const struct TrodoUser *user);
+
+// As trodo_people_set, on the handle's user's profile.
+enum TrodoStatus trodo_user_people_set(const struct TrodoUser *user, const char *properties_json);
+
+// As trodo_people_set_once, on the handle's user's profile.
+enum TrodoStatus trodo_user_people_set_once(const struct TrodoUser *user,
+                                            const char *properties_json);
+
+// As trodo_people_unset, on the handle's user's profile.
+enum TrodoStatus trodo_user_people_unset(const struct TrodoUser *user, const char *key);
+
+// As trodo_people_increment, on the handle's user's profile.
+enum TrodoStatus trodo_user_people_increment(const struct TrodoUser *user,
+                                             const char *key,
+                                             double amount);
+
+// As trodo_people_append, on the handle's user's profile.
+enum TrodoStatus trodo_user_people_append(const struct TrodoUser *user,
+                                          const char *key,
+                                          const char *values_json);
+
+// As trodo_people_union, on the handle's user's profile.
+enum TrodoStatus trodo_user_people_union(const struct TrodoUser *user,
+                                         const char *key,
+                                         const char *values_json);
+
+// As trodo_people_remove, on the handle's user's profile.
+enum TrodoStatus trodo_user_people_remove(const struct TrodoUser *user,
+                                          const char *key,
+                                          const char *values_json);
+
+// As trodo_people_track_charge, on the handle's user's profile.
+enum TrodoStatus trodo_user_people_track_charge(const struct TrodoUser *user,
+                                                double amount,
+                                                const char *properties_json);
+
+// As trodo_people_clear_charges, on the handle's user's profile.
+enum TrodoStatus trodo_user_people_clear_charges(const struct TrodoUser *user);
+
+// As trodo_people_delete_user, on the handle's user's profile.
+enum TrodoStatus trodo_user_people_delete_user(const struct TrodoUser *user);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use crate::sync::Mutex;
+use crate::sync::{Mutex, RwLock};
 use serde_json::{Map, Value};
 
 use arc_swap::ArcSwapOption;
 
 use crate::config::{default_storage_dir, Durability, Options};
-use crate::delivery::{self, Delivery, Outcome, Request, Tag};
+use crate::delivery::lanes::Lanes;
+use crate::delivery::{self, Outcome, Request, Tag};
 use crate::diag::Diagnostics;
 use crate::error::{Error, ErrorKind, Result};
 use crate::groups::{Group, Hydration, MembershipOp, Memberships};
@@ -29,10 +30,12 @@ use crate::wire::{self, MembershipCall, Who};
 /// event: the 30-minute session timeout does not need more.
 const ACTIVITY_PERSIST_GRANULARITY_MS: u64 = 10_000;
 
+mod users;
+
 pub struct Client {
     shared: Arc<Shared>,
     persister: Mutex<Option<Persister>>,
-    delivery: Arc<Delivery>,
+    delivery: Lanes,
 }
 
 struct Shared {
@@ -48,6 +51,19 @@ struct Shared {
     published: ArcSwapOption<LocalState>,
     /// Set once the final state is written: late answers change nothing.
     finished: AtomicBool,
+    /// What the per-user calls need of the client, without its state lock.
+    gate: RwLock<Gate>,
+    users: users::ServerSessions,
+}
+
+/// Whether calls are accepted and whether they are recorded, for the
+/// per-user calls (app-mode calls read the same from `Inner`). Changed under
+/// the write lock, so no per-user call is halfway through when shutdown
+/// starts or opt-out discards the queue.
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    accepting: bool,
+    opt_out: bool,
 }
 
 struct Inner {
@@ -125,7 +141,7 @@ impl Client {
 
         let shared_slot: Arc<OnceLock<Weak<Shared>>> = Arc::new(OnceLock::new());
         let slot = shared_slot.clone();
-        let delivery = Delivery::start(
+        let delivery = Lanes::start(
             delivery::Config {
                 api_base: options.api_base.clone(),
                 site_id: site_id.to_string(),
@@ -141,7 +157,9 @@ impl Client {
                 persist_interval: options.persist_interval,
                 ca_file: options.ca_file.clone(),
                 memory_queue_bytes: options.memory_queue_bytes.max(1),
+                adopt: true,
             },
+            options.user_lanes as usize,
             diag.clone(),
             Arc::new(move |tag, outcome| {
                 if let Some(s) = slot.get().and_then(Weak::upgrade) {
@@ -180,6 +198,11 @@ impl Client {
             dirty: Mutex::new(None),
             published: ArcSwapOption::from_pointee(state.clone()),
             finished: AtomicBool::new(false),
+            gate: RwLock::new(Gate {
+                accepting: true,
+                opt_out: state.opt_out,
+            }),
+            users: users::ServerSessions::new(options.remembered_users),
             options,
         });
         let _ = shared_slot.set(Arc::downgrade(&shared));
@@ -201,7 +224,7 @@ impl Client {
         Ok(Arc::new(Client {
             shared,
             persister: Mutex::new(Some(persister)),
-            delivery: Arc::new(delivery),
+            delivery,
         }))
     }
 
@@ -331,24 +354,7 @@ impl Client {
 
     /// Replaces the active context for `group_key` with several ids (at least one).
     pub fn set_groups<S: AsRef<str>>(&self, group_key: &str, group_ids: &[S]) -> Result<()> {
-        self.membership(group_key, || {
-            if group_ids.is_empty() {
-                return Err(Error::invalid_argument(
-                    "group_ids must hold at least one id (count >= 1)",
-                ));
-            }
-            let mut ids = Vec::with_capacity(group_ids.len());
-            for (i, id) in group_ids.iter().enumerate() {
-                let id = validate::name(id.as_ref(), &format!("group_ids[{i}]"))?;
-                if !ids.iter().any(|x| x == id) {
-                    ids.push(id.to_string());
-                }
-            }
-            Ok(MembershipOp::Set {
-                key: group_key.to_string(),
-                ids,
-            })
-        })
+        self.membership(group_key, || set_groups_op(group_key, group_ids))
     }
 
     /// Adds one id to the memberships for `group_key` (no change if present).
@@ -415,6 +421,7 @@ impl Client {
         {
             let mut inner = self.shared.open()?;
             inner.accepting = false;
+            self.shared.gate.write().accepting = false;
         }
         let flushed = self.delivery.shutdown(timeout);
         if let Some(mut p) = self.persister.lock().take() {
@@ -469,6 +476,7 @@ impl Client {
     pub fn set_opt_out(&self, opted_out: bool) -> Result<()> {
         let mut inner = self.shared.open()?;
         inner.state.opt_out = opted_out;
+        self.shared.gate.write().opt_out = opted_out;
         if opted_out {
             self.delivery.discard_all();
         }
@@ -636,8 +644,10 @@ impl Shared {
     /// The delivery thread reports an ended request: identify answers adopt
     /// the server's distinct id and hydrate memberships.
     fn on_complete(&self, tag: Tag, outcome: Outcome<'_>) {
-        let Tag::Identify { token, epoch } = tag else {
-            return;
+        let (token, epoch) = match tag {
+            Tag::Identify { token, epoch } => (token, epoch),
+            Tag::UserIdentify { token } => return self.user_identify_ended(token, outcome),
+            Tag::None => return,
         };
         let mut inner = self.inner.lock();
         if self.finished.load(Ordering::Acquire) || inner.epoch != epoch {
@@ -665,6 +675,26 @@ impl Shared {
             .complete(token, answer.memberships, &mut inner.state.groups);
         self.mark_dirty(&inner.state);
     }
+}
+
+/// `set_groups`' operation, its ids checked (at least one) and de-duplicated.
+fn set_groups_op<S: AsRef<str>>(group_key: &str, group_ids: &[S]) -> Result<MembershipOp> {
+    if group_ids.is_empty() {
+        return Err(Error::invalid_argument(
+            "group_ids must hold at least one id (count >= 1)",
+        ));
+    }
+    let mut ids = Vec::with_capacity(group_ids.len());
+    for (i, id) in group_ids.iter().enumerate() {
+        let id = validate::name(id.as_ref(), &format!("group_ids[{i}]"))?;
+        if !ids.iter().any(|x| x == id) {
+            ids.push(id.to_string());
+        }
+    }
+    Ok(MembershipOp::Set {
+        key: group_key.to_string(),
+        ids,
+    })
 }
 
 fn plain(path: &'static str, body: Value) -> Request {

@@ -37,11 +37,17 @@ pub struct Options {
     pub app_version: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub debug: bool,
+    /// Delivery lanes for the per-user (server mode) calls: a user's requests
+    /// always take the same lane, in order; different users' travel in parallel.
+    pub user_lanes: u32,
     /// Not settable from JSON: Rust callers and tests may shorten the waits.
     pub retry: RetryPolicy,
     /// Not settable from JSON: bodies of queued requests held in memory; the
     /// rest of a backlog is read back from the queue file as this drains.
     pub memory_queue_bytes: u64,
+    /// Not settable from JSON: how many users' server-session registrations
+    /// a client remembers (least recently used forgotten first).
+    pub remembered_users: usize,
 }
 
 impl Default for Options {
@@ -60,8 +66,10 @@ impl Default for Options {
             app_version: None,
             ca_file: None,
             debug: false,
+            user_lanes: DEFAULT_USER_LANES,
             retry: RetryPolicy::default(),
             memory_queue_bytes: 4 * 1024 * 1024,
+            remembered_users: DEFAULT_REMEMBERED_USERS,
         }
     }
 }
@@ -96,6 +104,12 @@ impl Options {
                 "app_version" => o.app_version = opt_string(key, value)?,
                 "ca_file" => o.ca_file = opt_string(key, value)?.map(PathBuf::from),
                 "debug" => o.debug = boolean(key, value)?,
+                "user_lanes" => {
+                    o.user_lanes = match value.as_u64() {
+                        Some(n @ 1..=MAX_USER_LANES) => n as u32,
+                        _ => return Err(wrong(key, "an integer from 1 to 16", value)),
+                    }
+                }
                 _ => {
                     return Err(Error::invalid_json(format!(
                         "options_json has unknown key \"{key}\"; known keys: {}",
@@ -108,7 +122,12 @@ impl Options {
     }
 }
 
-const KNOWN_KEYS: [&str; 13] = [
+pub const DEFAULT_USER_LANES: u32 = 4;
+/// `trodo-wire.md`, "Server mode": at most 10 000 users per process.
+pub const DEFAULT_REMEMBERED_USERS: usize = 10_000;
+const MAX_USER_LANES: u64 = 16;
+
+const KNOWN_KEYS: [&str; 14] = [
     "api_base",
     "storage_dir",
     "flush_at",
@@ -122,6 +141,7 @@ const KNOWN_KEYS: [&str; 13] = [
     "app_version",
     "ca_file",
     "debug",
+    "user_lanes",
 ];
 
 fn wrong(key: &str, expected: &str, got: &Value) -> Error {

@@ -88,6 +88,24 @@ pub fn session_registration(
     json!({ "sessionData": data })
 }
 
+/// `sessionData` for `POST /api/sdk/track` registering a server-mode user's
+/// session: exactly the fields Trodo's server SDK sends (no device fields).
+pub fn server_session_registration(who: &Who, start_ms: u64, last_activity_ms: u64) -> Value {
+    json!({ "sessionData": {
+        "session_id": who.session_id,
+        "site_id": who.site_id,
+        "user_id": who.distinct_id,
+        "distinct_id": who.distinct_id,
+        "team_id": null,
+        "start_time": crate::util::iso8601_ms(start_ms),
+        "last_activity": last_activity_ms,
+        "is_bounce": false,
+        "referrer": "server",
+        "device_type": "server",
+        "is_server_session": true,
+    }})
+}
+
 /// Default `event_category` when the caller gives none.
 pub const DEFAULT_CATEGORY: &str = "custom";
 

@@ -5,6 +5,7 @@
 //! between, and failures follow the retry policy ([`policy`]).
 
 mod adopt;
+pub mod lanes;
 pub mod policy;
 pub mod segments;
 pub mod store;
@@ -47,7 +48,14 @@ pub struct Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tag {
     None,
-    Identify { token: u64, epoch: u64 },
+    Identify {
+        token: u64,
+        epoch: u64,
+    },
+    /// A server-mode user's identify (`token` names the user and the id).
+    UserIdentify {
+        token: u64,
+    },
 }
 
 /// How a request ended.
@@ -109,6 +117,9 @@ pub struct Config {
     /// items stay only on disk until the head has drained to half of it, so a
     /// large offline backlog costs memory only for a small reference per item.
     pub memory_queue_bytes: u64,
+    /// Adopt the segments of processes that ended (one queue per process
+    /// does it; the per-user lanes leave it to the main one).
+    pub adopt: bool,
 }
 
 impl Config {
@@ -408,12 +419,15 @@ impl Delivery {
             .name("trodo-delivery".into())
             .spawn(move || run(&s))
             .map_err(internal)?;
-        let adopter = adopt::start(&shared).map_err(internal)?;
+        let adopter = match shared.config.adopt {
+            true => Some(adopt::start(&shared).map_err(internal)?),
+            false => None,
+        };
         Ok(Delivery {
             shared,
             worker: Mutex::new(Some(worker)),
             writer: Mutex::new(Some(writer)),
-            adopter: Mutex::new(Some(adopter)),
+            adopter: Mutex::new(adopter),
         })
     }
 
@@ -435,7 +449,9 @@ impl Delivery {
     /// leaves nothing that would be sent again.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        self.shared.adopt_orphans();
+        if self.shared.config.adopt {
+            self.shared.adopt_orphans();
+        }
         let flushed = self.flush_until(deadline);
         if flushed {
             // A failed write is reported and retried; what was sent stays sent.

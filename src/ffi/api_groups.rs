@@ -89,7 +89,9 @@ pub extern "C" fn trodo_get_group(
         global::current()?;
         let key = args::string(group_key, "group_key")?;
         let id = args::string(group_id, "group_id")?;
-        Ok(handle::into_raw(Group::new(key, id)?))
+        Ok(handle::into_raw(TrodoGroup {
+            group: Group::new(key, id)?,
+        }))
     })
 }
 
@@ -97,7 +99,7 @@ pub extern "C" fn trodo_get_group(
 fn group_op(group: *const TrodoGroup, op: impl FnOnce() -> Result<GroupProfileOp>) -> TrodoStatus {
     guard::status(|| {
         let client = global::current()?;
-        let group = handle::borrow(group)?;
+        let group = &handle::borrow(group)?.group;
         client.group_profile(group, op()?)
     })
 }

@@ -1,0 +1,308 @@
+//! Server mode: calls made on behalf of a [`User`] rather than the current
+//! user. They never take the client's state lock, so threads acting for
+//! different users share nothing but a read lock on the client's gate and
+//! the queue of their user's delivery lane.
+//!
+//! Each user's server session is registered once per client, ahead of the
+//! user's first event or identify (`trodo-wire.md`, "Server mode"). The table
+//! of registered users is an LRU bounded by `Options::remembered_users`
+//! (10 000 unless a Rust caller changes it); an evicted
+//! user is registered again at its next use, which its deterministic session
+//! id makes harmless.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use lru::LruCache;
+use serde_json::{Map, Value};
+
+use super::{plain, Client, Shared};
+use crate::delivery::{Outcome, Request, Tag};
+use crate::error::{Error, Result};
+use crate::groups::MembershipOp;
+use crate::profile::PeopleOp;
+use crate::sync::Mutex;
+use crate::user::{User, UserInner, UserState};
+use crate::util::now_ms;
+use crate::validate;
+use crate::wire::{self, MembershipCall, Who};
+
+/// Numbers clients, so a user knows which client registered its session.
+static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
+
+pub(super) struct ServerSessions {
+    number: u64,
+    /// Session ids registered by this client, least recently used first out.
+    registered: Mutex<LruCache<String, ()>>,
+    /// Identifies in flight: token → the user and the id it identified as.
+    identifies: Mutex<HashMap<u64, (Weak<UserInner>, String)>>,
+    next_token: AtomicU64,
+}
+
+impl ServerSessions {
+    pub(super) fn new(remembered_users: usize) -> ServerSessions {
+        ServerSessions {
+            number: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
+            registered: Mutex::new(LruCache::new(
+                NonZeroUsize::new(remembered_users).unwrap_or(NonZeroUsize::MIN),
+            )),
+            identifies: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Client {
+    /// Tracks an event for `user`, stamped with the user's group context.
+    pub fn user_track(
+        &self,
+        user: &User,
+        event_name: &str,
+        properties: Option<&Map<String, Value>>,
+        category: Option<&str>,
+    ) -> Result<()> {
+        let properties = match properties {
+            Some(map) => wire::Properties::Map(map),
+            None => wire::Properties::None,
+        };
+        self.user_track_with(user, event_name, properties, category)
+    }
+
+    /// As [`user_track`](Self::user_track), with the properties as JSON text.
+    pub fn user_track_json(
+        &self,
+        user: &User,
+        event_name: &str,
+        properties_json: Option<&str>,
+        category: Option<&str>,
+    ) -> Result<()> {
+        let Some(text) = properties_json else {
+            return self.user_track_with(user, event_name, wire::Properties::None, category);
+        };
+        match crate::json::raw_object(text) {
+            Some(raw) => {
+                self.user_track_with(user, event_name, wire::Properties::Raw(&raw), category)
+            }
+            None => {
+                let map = crate::json::object(text, "properties_json")?;
+                self.user_track_with(user, event_name, wire::Properties::Map(&map), category)
+            }
+        }
+    }
+
+    fn user_track_with(
+        &self,
+        user: &User,
+        event_name: &str,
+        properties: wire::Properties<'_>,
+        category: Option<&str>,
+    ) -> Result<()> {
+        let timestamp = now_ms();
+        let id_bytes = crate::util::new_id_bytes();
+        // Hex digits and hyphens: always UTF-8.
+        let insert_id = std::str::from_utf8(&id_bytes).unwrap_or_default();
+        self.for_user(user, true, |who, state| {
+            validate::name(event_name, "event_name")?;
+            if let Some(c) = category {
+                validate::name(c, "category")?;
+            }
+            let body = wire::event(
+                who,
+                event_name,
+                category,
+                properties,
+                &state.groups,
+                timestamp,
+                insert_id,
+            );
+            Ok(vec![Request {
+                path: wire::path::EVENT,
+                body,
+                tag: Tag::None,
+            }])
+        })
+    }
+
+    /// Sends identify for `user` (with its current id and server session);
+    /// the user then goes by `identify_id`, and by the server's answer
+    /// (`newDistinctId`) once it comes. The session stays the same.
+    pub fn user_identify(&self, user: &User, identify_id: &str) -> Result<()> {
+        let users = &self.shared.users;
+        let weak = Arc::downgrade(&user.0);
+        self.for_user(user, true, |who, state| {
+            validate::name(identify_id, "identify_id")?;
+            let body = wire::identify(who, identify_id);
+            let token = users.next_token.fetch_add(1, Ordering::Relaxed);
+            users
+                .identifies
+                .lock()
+                .insert(token, (weak.clone(), identify_id.to_string()));
+            state.distinct_id = identify_id.to_string();
+            Ok(vec![Request {
+                tag: Tag::UserIdentify { token },
+                ..plain(wire::path::IDENTIFY, body)
+            }])
+        })
+    }
+
+    /// As [`set_group`](Self::set_group), for `user`'s group context.
+    pub fn user_set_group(&self, user: &User, group_key: &str, group_id: &str) -> Result<()> {
+        self.user_membership(user, group_key, || {
+            validate::name(group_id, "group_id")?;
+            Ok(MembershipOp::Set {
+                key: group_key.to_string(),
+                ids: vec![group_id.to_string()],
+            })
+        })
+    }
+
+    /// As [`set_groups`](Self::set_groups), for `user`'s group context.
+    pub fn user_set_groups<S: AsRef<str>>(
+        &self,
+        user: &User,
+        group_key: &str,
+        group_ids: &[S],
+    ) -> Result<()> {
+        self.user_membership(user, group_key, || {
+            super::set_groups_op(group_key, group_ids)
+        })
+    }
+
+    /// As [`add_group`](Self::add_group), for `user`'s group context.
+    pub fn user_add_group(&self, user: &User, group_key: &str, group_id: &str) -> Result<()> {
+        self.user_membership(user, group_key, || {
+            validate::name(group_id, "group_id")?;
+            Ok(MembershipOp::Add {
+                key: group_key.to_string(),
+                id: group_id.to_string(),
+            })
+        })
+    }
+
+    /// As [`remove_group`](Self::remove_group), for `user`'s group context.
+    pub fn user_remove_group(&self, user: &User, group_key: &str, group_id: &str) -> Result<()> {
+        self.user_membership(user, group_key, || {
+            validate::name(group_id, "group_id")?;
+            Ok(MembershipOp::Remove {
+                key: group_key.to_string(),
+                id: group_id.to_string(),
+            })
+        })
+    }
+
+    /// One operation on `user`'s people profile.
+    pub fn user_people(&self, user: &User, op: PeopleOp) -> Result<()> {
+        self.for_user(user, false, |who, _| {
+            op.validate()?;
+            let (path, body) = wire::people(who, op);
+            Ok(vec![plain(path, body)])
+        })
+    }
+
+    fn user_membership(
+        &self,
+        user: &User,
+        group_key: &str,
+        op: impl FnOnce() -> Result<MembershipOp>,
+    ) -> Result<()> {
+        self.for_user(user, false, |who, state| {
+            validate::name(group_key, "group_key")?;
+            let op = op()?;
+            let request = plain_membership(who, &op);
+            op.apply(&mut state.groups);
+            Ok(vec![request])
+        })
+    }
+
+    /// The shape of every per-user call: refuse when not accepting (before
+    /// looking at arguments), let `f` check arguments, change the user and
+    /// build requests (on a scratch copy while opted out), register the
+    /// user's session first when `registers` and it is not yet, then queue
+    /// the requests on the user's lane.
+    fn for_user(
+        &self,
+        user: &User,
+        registers: bool,
+        f: impl FnOnce(&Who, &mut UserState) -> Result<Vec<Request>>,
+    ) -> Result<()> {
+        let s = &*self.shared;
+        // Held until the requests are queued: shutdown and opt-out wait for it.
+        let gate = s.gate.read();
+        if !gate.accepting {
+            return Err(Error::not_initialized());
+        }
+        let u = &*user.0;
+        let mut state = u.state.lock();
+        // The identity before the call: an identify is sent under the id it leaves.
+        let before = state.distinct_id.clone();
+        let who = Who {
+            site_id: &s.site_id,
+            session_id: &u.session_id,
+            distinct_id: &before,
+        };
+        if gate.opt_out {
+            // Checked as usual, on a scratch copy that is then thrown away.
+            for r in f(&who, &mut state.clone())? {
+                if let Tag::UserIdentify { token } = r.tag {
+                    s.users.identifies.lock().remove(&token);
+                }
+            }
+            return Ok(());
+        }
+        let requests = f(&who, &mut state)?;
+        let lane = self.delivery.user_lane(u.lane_key)?;
+        if registers && u.registered_with.load(Ordering::Acquire) != s.users.number {
+            let mut registered = s.users.registered.lock();
+            if registered.get(&u.session_id).is_none() {
+                let now = now_ms();
+                // Queued while the table is locked: another handle for this
+                // user that finds it registered queues behind it.
+                lane.enqueue(plain(
+                    wire::path::SESSION,
+                    wire::server_session_registration(&who, now, now),
+                ));
+                registered.put(u.session_id.clone(), ());
+            }
+            u.registered_with.store(s.users.number, Ordering::Release);
+        }
+        for r in requests {
+            lane.enqueue(r);
+        }
+        Ok(())
+    }
+}
+
+fn plain_membership(who: &Who, op: &MembershipOp) -> Request {
+    let (path, body) = match op {
+        MembershipOp::Set { key, ids } => wire::membership(who, key, MembershipCall::Set(ids)),
+        MembershipOp::Add { key, id } => wire::membership(who, key, MembershipCall::Add(id)),
+        MembershipOp::Remove { key, id } => wire::membership(who, key, MembershipCall::Remove(id)),
+    };
+    plain(path, body)
+}
+
+impl Shared {
+    /// A user's identify ended: a delivered answer may name the id the
+    /// server knows the user by.
+    pub(super) fn user_identify_ended(&self, token: u64, outcome: Outcome<'_>) {
+        let Some((user, identify_id)) = self.users.identifies.lock().remove(&token) else {
+            return;
+        };
+        let (Outcome::Delivered(body), Some(user)) = (outcome, user.upgrade()) else {
+            return;
+        };
+        let answer = wire::parse_identify_response(body);
+        for problem in answer.problems {
+            self.diag.report(format!("identify answer: {problem}"));
+        }
+        let mut state = user.state.lock();
+        if let Some(new_id) = answer.new_distinct_id {
+            // Unless the user was identified again meanwhile.
+            if state.distinct_id == identify_id {
+                state.distinct_id = new_id;
+            }
+        }
+    }
+}
