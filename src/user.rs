@@ -11,11 +11,11 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::groups::Memberships;
-use crate::sync::Mutex;
 use crate::validate;
 
 /// `server:<distinct id>`: the same for a user in every process and after
@@ -32,7 +32,10 @@ pub(crate) struct UserInner {
     pub(crate) session_id: String,
     /// Picks the delivery lane: one per user, so its requests stay in order.
     pub(crate) lane_key: u64,
-    pub(crate) state: Mutex<UserState>,
+    /// Swapped whole, never locked: a handle shared by a forked child must
+    /// not find a lock held by a thread of its parent, and threads sharing
+    /// a handle do not wait for each other.
+    pub(crate) state: ArcSwap<UserState>,
     /// The number of the client that has this user's session registered,
     /// so that a user in use skips the client's registration table.
     pub(crate) registered_with: AtomicU64,
@@ -55,7 +58,7 @@ impl User {
         Ok(User(Arc::new(UserInner {
             lane_key: h.finish(),
             session_id,
-            state: Mutex::new(UserState {
+            state: ArcSwap::from_pointee(UserState {
                 distinct_id: distinct_id.to_string(),
                 groups,
             }),
@@ -76,12 +79,12 @@ impl User {
     /// The id requests are made for: the one it was made with, or the last
     /// identify's (or the id the server answered that identify with).
     pub fn distinct_id(&self) -> String {
-        self.0.state.lock().distinct_id.clone()
+        self.0.state.load().distinct_id.clone()
     }
 
     /// The group context events are stamped with.
     pub fn groups(&self) -> Memberships {
-        self.0.state.lock().groups.clone()
+        self.0.state.load().groups.clone()
     }
 
     pub fn session_id(&self) -> &str {

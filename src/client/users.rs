@@ -117,11 +117,12 @@ impl Client {
                 timestamp,
                 insert_id,
             );
-            Ok(vec![Request {
+            let event = Request {
                 path: wire::path::EVENT,
                 body,
                 tag: Tag::None,
-            }])
+            };
+            Ok((vec![event], Change::None))
         })
     }
 
@@ -131,7 +132,7 @@ impl Client {
     pub fn user_identify(&self, user: &User, identify_id: &str) -> Result<()> {
         let users = &self.shared.users;
         let weak = Arc::downgrade(&user.0);
-        self.for_user(user, true, |who, state| {
+        self.for_user(user, true, |who, _| {
             validate::name(identify_id, "identify_id")?;
             let body = wire::identify(who, identify_id);
             let token = users.next_token.fetch_add(1, Ordering::Relaxed);
@@ -139,11 +140,11 @@ impl Client {
                 .identifies
                 .lock()
                 .insert(token, (weak.clone(), identify_id.to_string()));
-            state.distinct_id = identify_id.to_string();
-            Ok(vec![Request {
+            let request = Request {
                 tag: Tag::UserIdentify { token },
                 ..plain(wire::path::IDENTIFY, body)
-            }])
+            };
+            Ok((vec![request], Change::DistinctId(identify_id)))
         })
     }
 
@@ -197,7 +198,7 @@ impl Client {
         self.for_user(user, false, |who, _| {
             op.validate()?;
             let (path, body) = wire::people(who, op);
-            Ok(vec![plain(path, body)])
+            Ok((vec![plain(path, body)], Change::None))
         })
     }
 
@@ -207,25 +208,23 @@ impl Client {
         group_key: &str,
         op: impl FnOnce() -> Result<MembershipOp>,
     ) -> Result<()> {
-        self.for_user(user, false, |who, state| {
+        self.for_user(user, false, |who, _| {
             validate::name(group_key, "group_key")?;
             let op = op()?;
-            let request = plain_membership(who, &op);
-            op.apply(&mut state.groups);
-            Ok(vec![request])
+            Ok((vec![plain_membership(who, &op)], Change::Groups(op)))
         })
     }
 
     /// The shape of every per-user call: refuse when not accepting (before
-    /// looking at arguments), let `f` check arguments, change the user and
-    /// build requests (on a scratch copy while opted out), register the
-    /// user's session first when `registers` and it is not yet, then queue
-    /// the requests on the user's lane.
-    fn for_user(
+    /// looking at arguments), let `f` check arguments and build requests
+    /// from the user as it is now (nothing more while opted out), register
+    /// the user's session first when `registers` and it is not yet, queue
+    /// the requests on the user's lane, and apply `f`'s change to the user.
+    fn for_user<'a>(
         &self,
         user: &User,
         registers: bool,
-        f: impl FnOnce(&Who, &mut UserState) -> Result<Vec<Request>>,
+        f: impl FnOnce(&Who, &UserState) -> Result<(Vec<Request>, Change<'a>)>,
     ) -> Result<()> {
         let s = &*self.shared;
         // Held until the requests are queued: shutdown and opt-out wait for it.
@@ -234,24 +233,22 @@ impl Client {
             return Err(Error::not_initialized());
         }
         let u = &*user.0;
-        let mut state = u.state.lock();
-        // The identity before the call: an identify is sent under the id it leaves.
-        let before = state.distinct_id.clone();
+        let state = u.state.load();
         let who = Who {
             site_id: &s.site_id,
             session_id: &u.session_id,
-            distinct_id: &before,
+            distinct_id: &state.distinct_id,
         };
+        let (requests, change) = f(&who, &state)?;
         if gate.opt_out {
-            // Checked as usual, on a scratch copy that is then thrown away.
-            for r in f(&who, &mut state.clone())? {
+            // Checked as usual; nothing is queued or changed.
+            for r in requests {
                 if let Tag::UserIdentify { token } = r.tag {
                     s.users.identifies.lock().remove(&token);
                 }
             }
             return Ok(());
         }
-        let requests = f(&who, &mut state)?;
         let lane = self.delivery.user_lane(u.lane_key)?;
         if registers && u.registered_with.load(Ordering::Acquire) != s.users.number {
             let mut registered = s.users.registered.lock();
@@ -270,8 +267,31 @@ impl Client {
         for r in requests {
             lane.enqueue(r);
         }
+        match change {
+            Change::None => {}
+            Change::DistinctId(id) => {
+                u.state.rcu(|cur| UserState {
+                    distinct_id: id.to_string(),
+                    groups: cur.groups.clone(),
+                });
+            }
+            Change::Groups(op) => {
+                u.state.rcu(|cur| {
+                    let mut next = UserState::clone(cur);
+                    op.apply(&mut next.groups);
+                    next
+                });
+            }
+        }
         Ok(())
     }
+}
+
+/// How a per-user call changes its user, once its requests are queued.
+enum Change<'a> {
+    None,
+    DistinctId(&'a str),
+    Groups(MembershipOp),
 }
 
 fn plain_membership(who: &Who, op: &MembershipOp) -> Request {
@@ -297,12 +317,15 @@ impl Shared {
         for problem in answer.problems {
             self.diag.report(format!("identify answer: {problem}"));
         }
-        let mut state = user.state.lock();
         if let Some(new_id) = answer.new_distinct_id {
-            // Unless the user was identified again meanwhile.
-            if state.distinct_id == identify_id {
-                state.distinct_id = new_id;
-            }
+            user.state.rcu(|cur| match cur.distinct_id == identify_id {
+                true => UserState {
+                    distinct_id: new_id.clone(),
+                    groups: cur.groups.clone(),
+                },
+                // Identified again meanwhile: that identify decides.
+                false => UserState::clone(cur),
+            });
         }
     }
 }

@@ -3,8 +3,9 @@
  * starts with the parent's identity and memberships, its events are
  * delivered by its own delivery thread, and flush works there. The parent
  * is unaffected: every one of its events arrives exactly once, and no
- * insert_id arrives twice. Every wait has a deadline, so a deadlock in a
- * child fails the test instead of hanging it. */
+ * insert_id arrives twice. A server-mode handle made before the forks works
+ * on both sides, each child registering its user once. Every wait has a
+ * deadline, so a deadlock in a child fails the test instead of hanging it. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <signal.h>
@@ -23,7 +24,9 @@
 #define CHILD_DEADLINE_S 60
 
 static volatile int stop_threads;
-static long tracked[THREADS];
+static long tracked[THREADS], tracked_for_user[THREADS];
+/* A server-mode handle made before the forks and used on both sides. */
+static TrodoUser *server_user;
 static int thread_failures[THREADS];
 
 /* Tracks, reads and writes state, and asks for stats, as fast as it can: a
@@ -33,6 +36,8 @@ static void *busy(void *arg) {
     while (!stop_threads) {
         char *s;
         if (trodo_track("busy", "{\"from\":\"parent\"}") == TRODO_OK) tracked[t]++;
+        else thread_failures[t]++;
+        if (trodo_user_track(server_user, "busy-user", NULL) == TRODO_OK) tracked_for_user[t]++;
         else thread_failures[t]++;
         if (trodo_set_group("active_team", "t1") != TRODO_OK) thread_failures[t]++;
         s = trodo_get_stats();
@@ -59,6 +64,8 @@ static void in_child(int round) {
     snprintf(props, sizeof props, "{\"round\":%d}", round);
     CHECK_OK(trodo_track(name, props));
     CHECK_OK(trodo_add_group("team", "child-team"));
+    snprintf(name, sizeof name, "child-user-%d", round);
+    CHECK_OK(trodo_user_track(server_user, name, props));
     CHECK_OK(trodo_flush(WAIT_MS));
     /* Half the children shut down; the others just exit. */
     if (round % 2 == 0) CHECK_OK(trodo_shutdown(WAIT_MS));
@@ -133,7 +140,7 @@ static int insert_ids_unique(void) {
 
 int main(void) {
     pthread_t threads[THREADS];
-    long total = 0;
+    long total = 0, total_for_user = 0;
     int t, round;
     char name[32];
 
@@ -143,6 +150,8 @@ int main(void) {
     /* Answered before any child adds groups for the same user on the server
      * (the answer hydrates memberships). */
     CHECK_OK(trodo_flush(WAIT_MS));
+    server_user = trodo_user_new("srv-user", "{\"org\":[\"o1\"]}");
+    CHECK(server_user != NULL);
     for (t = 0; t < THREADS; t++) pthread_create(&threads[t], NULL, busy, (void *)(size_t)t);
 
     for (round = 0; round < ROUNDS; round++) {
@@ -158,6 +167,7 @@ int main(void) {
     for (t = 0; t < THREADS; t++) {
         pthread_join(threads[t], NULL);
         total += tracked[t];
+        total_for_user += tracked_for_user[t];
         CHECK(thread_failures[t] == 0);
     }
     {
@@ -176,12 +186,21 @@ int main(void) {
         snprintf(stamp, sizeof stamp, "\"round\":%d", round);
         CHECK(log_count("/api/events", name, stamp, "\"user_id\":\"parent-user\"",
                         "\"team\":[\"t1\"]", (char *)NULL) == 1);
+        snprintf(name, sizeof name, "\"event_name\":\"child-user-%d\"", round);
+        CHECK(log_count("/api/events", name, stamp, "\"org\":[\"o1\"]",
+                        "\"session_id\":\"server:srv-user\"", "\"user_id\":\"srv-user\"",
+                        (char *)NULL) == 1);
     }
+    /* The user's session: registered by the parent and by each child. */
+    CHECK(log_count("/api/sdk/track", "\"session_id\":\"server:srv-user\"", (char *)NULL) ==
+          ROUNDS + 2);
+    CHECK(log_count("/api/events", "\"event_name\":\"busy-user\"", (char *)NULL) == total_for_user);
     CHECK(log_count("/api/sdk/groups/add_group", "\"groupId\":\"child-team\"", (char *)NULL) ==
           ROUNDS + 1);
     CHECK(log_count("/api/events", "\"event_name\":\"busy\"", (char *)NULL) == total);
     CHECK(log_count("/api/events", "\"event_name\":\"parent-after\"", (char *)NULL) == 1);
     CHECK(insert_ids_unique());
     CHECK_OK(trodo_shutdown(WAIT_MS));
+    trodo_user_free(server_user);
     return harness_finish("c_fork");
 }
