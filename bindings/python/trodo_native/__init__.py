@@ -20,7 +20,7 @@ __all__ = [
     "__version__", "init", "flush", "shutdown", "version",
     "identify", "reset", "distinct_id", "track",
     "set_group", "add_group", "remove_group", "get_groups", "get_group", "Group",
-    "people", "stats", "set_opt_out", "is_opted_out", "on_error",
+    "people", "for_user", "User", "stats", "set_opt_out", "is_opted_out", "on_error",
     "TrodoError", "NotInitializedError", "AlreadyInitializedError", "InvalidArgumentError",
     "InvalidJsonError", "StorageError", "TrodoTimeoutError", "InternalError", "LibraryNotFoundError",
 ]
@@ -510,3 +510,145 @@ class _People:
 
 people = _People()
 """People operations on the current user."""
+
+
+# Server mode -------------------------------------------------------------------
+
+class _UserPeople:
+    """Profile operations on a :class:`User`'s people profile: ``user.people``."""
+
+    def __init__(self, user: "User") -> None:
+        self._user = user
+
+    def set(self, properties: Properties) -> None:
+        """Sets (overwrites) properties on the user."""
+        _check(load().trodo_user_people_set(self._user._handle, _json_object(properties, "properties")))
+
+    def set_once(self, properties: Properties) -> None:
+        """Sets properties the user does not have yet."""
+        _check(load().trodo_user_people_set_once(self._user._handle, _json_object(properties, "properties")))
+
+    def unset(self, key: str) -> None:
+        """Removes one property."""
+        _check(load().trodo_user_people_unset(self._user._handle, _bytes(key)))
+
+    def increment(self, key: str, amount: float = 1) -> None:
+        """Adds ``amount`` to a numeric property."""
+        _check(load().trodo_user_people_increment(self._user._handle, _bytes(key), float(amount)))
+
+    def append(self, key: str, values: Sequence[JsonValue]) -> None:
+        """Appends values to a list property."""
+        _check(load().trodo_user_people_append(self._user._handle, _bytes(key), _json_array(values, "values")))
+
+    def union(self, key: str, values: Sequence[JsonValue]) -> None:
+        """Adds values to a list property, skipping ones already there."""
+        _check(load().trodo_user_people_union(self._user._handle, _bytes(key), _json_array(values, "values")))
+
+    def remove(self, key: str, values: Sequence[JsonValue]) -> None:
+        """Removes values from a list property."""
+        _check(load().trodo_user_people_remove(self._user._handle, _bytes(key), _json_array(values, "values")))
+
+    def track_charge(self, amount: float, properties: Optional[Properties] = None) -> None:
+        """Records a charge."""
+        _check(load().trodo_user_people_track_charge(
+            self._user._handle, float(amount), _json_object(properties, "properties")))
+
+    def clear_charges(self) -> None:
+        """Clears the user's charges."""
+        _check(load().trodo_user_people_clear_charges(self._user._handle))
+
+    def delete_user(self) -> None:
+        """Deletes the user's profile."""
+        _check(load().trodo_user_people_delete_user(self._user._handle))
+
+
+class User:
+    """Calls on behalf of one user, for servers acting for many users at
+    once; get one from :func:`for_user`. It never changes the process's
+    current user. Events tracked through it carry its group context. The
+    handle is freed when the object is collected, closed, or leaves a
+    ``with`` block; it may be shared between threads."""
+
+    def __init__(self, handle: int) -> None:
+        self._handle: Optional[int] = handle
+        self.people = _UserPeople(self)
+        """People operations on this user's profile."""
+
+    def __repr__(self) -> str:
+        return f"User({self.distinct_id!r})" if self._handle else "User(<closed>)"
+
+    def __enter__(self) -> "User":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Frees the handle; later calls raise InvalidArgumentError. What was
+        tracked through it is still sent."""
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle:
+            load().trodo_user_free(handle)
+
+    @property
+    def distinct_id(self) -> str:
+        """The id requests are made for (after :meth:`identify`, the new one)."""
+        lib = load()
+        value = _take_string(lib.trodo_user_get_distinct_id(self._handle))
+        if value is None:
+            _raise(lib.trodo_last_error_code())
+        return value  # type: ignore[return-value]
+
+    def track(self, name: str, properties: Optional[Properties] = None, category: Optional[str] = None) -> None:
+        """Tracks an event for this user, stamped with its group context."""
+        status = load().trodo_user_track_with_category(
+            self._handle,
+            name.encode("utf-8", "surrogatepass") if type(name) is str else _bytes(name),
+            _json_object(properties, "properties"),
+            None if category is None else _bytes(category),
+        )
+        if status:
+            _raise(status)
+
+    def identify(self, identify_id: str) -> None:
+        """Sends identify for this user; it then goes by ``identify_id``."""
+        _check(load().trodo_user_identify(self._handle, _bytes(identify_id)))
+
+    def set_group(self, group_key: str, group_id: Union[str, Sequence[str]]) -> None:
+        """Makes ``group_id`` (one id or a list) this user's context for ``group_key``."""
+        lib = load()
+        if isinstance(group_id, (list, tuple)):
+            ids = (ctypes.c_char_p * len(group_id))(*[_bytes(i) for i in group_id])
+            _check(lib.trodo_user_set_groups(self._handle, _bytes(group_key), ids, len(group_id)))
+        else:
+            _check(lib.trodo_user_set_group(self._handle, _bytes(group_key), _bytes(group_id)))
+
+    def add_group(self, group_key: str, group_id: str) -> None:
+        """Adds one id to this user's context for ``group_key``."""
+        _check(load().trodo_user_add_group(self._handle, _bytes(group_key), _bytes(group_id)))
+
+    def remove_group(self, group_key: str, group_id: str) -> None:
+        """Removes one id from this user's context for ``group_key``."""
+        _check(load().trodo_user_remove_group(self._handle, _bytes(group_key), _bytes(group_id)))
+
+    def get_groups(self) -> Dict[str, List[str]]:
+        """This user's group context: group key -> ids."""
+        lib = load()
+        text = _take_string(lib.trodo_user_get_groups(self._handle))
+        if text is None:
+            _raise(lib.trodo_last_error_code())
+        return json.loads(text)  # type: ignore[arg-type]
+
+
+def for_user(distinct_id: str, groups: Optional[Mapping[str, Sequence[str]]] = None) -> User:
+    """A :class:`User` for calls on behalf of ``distinct_id`` (server mode).
+    ``groups`` is the group context its events are stamped with, e.g.
+    ``{"active_team": ["team-a"]}``; it is not sent to the server."""
+    lib = load()
+    handle = lib.trodo_user_new(_bytes(distinct_id), _json_object(groups, "groups"))
+    if not handle:
+        _raise(lib.trodo_last_error_code())
+    return User(handle)
