@@ -1,7 +1,9 @@
 //! libtrodo's performance harness: caller cost of the hot calls (through the
 //! C ABI), the serde_json parse floor, delivery throughput, and the offline
-//! backlog. Prints one table. Run: `cargo bench --bench calls`
-//! (`-- --quick` for a short run). Numbers, not assertions: see BENCHMARKS.md.
+//! backlog and server mode (8 threads, 10 000 users). Prints one table.
+//! Run: `cargo bench --bench calls` (`-- --quick` for a short run,
+//! `-- --server-mode` for that part alone). Numbers, not assertions: see
+//! BENCHMARKS.md.
 
 use std::ffi::{c_char, CString};
 use std::io::{BufReader, Read, Write};
@@ -186,6 +188,80 @@ fn dead_address() -> String {
     format!("http://{}", l.local_addr().unwrap())
 }
 
+/// 8 threads tracking through `TrodoUser` handles for 10 000 users (each
+/// thread starting at its own offset, round robin), delivery running: the
+/// aggregate rate, per-call percentiles, and when the server has them all.
+fn server_mode(scale: usize, row: &mut impl FnMut(&str, String)) {
+    const THREADS: usize = 8;
+    const USERS: usize = 10_000;
+    let per_thread = 100_000 / scale;
+    let server = sink();
+    let dir = temp_dir("server-mode");
+    init(
+        &server.url,
+        &dir,
+        r#","max_queue_items":10000000,"max_queue_bytes":4000000000"#,
+    );
+    let users: Vec<usize> = (0..USERS)
+        .map(|i| {
+            let id = c(&format!("user-{i}"));
+            let groups = c(&format!(r#"{{"active_team":["team-{}"]}}"#, i % 100));
+            let u = trodo_user_new(id.as_ptr(), groups.as_ptr());
+            assert!(!u.is_null());
+            u as usize
+        })
+        .collect();
+    let users = Arc::new(users);
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (users, barrier) = (users.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut ns = Vec::with_capacity(per_thread);
+                barrier.wait();
+                for i in 0..per_thread {
+                    let u = users[(t * USERS / THREADS + i) % USERS] as *const TrodoUser;
+                    let start = Instant::now();
+                    let status = trodo_user_track(u, s().event.as_ptr(), s().props.as_ptr());
+                    ns.push(start.elapsed().as_nanos() as u64);
+                    assert_eq!(status, TrodoStatus::TRODO_OK);
+                }
+                ns
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    let ns: Vec<u64> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let callers = start.elapsed().as_secs_f64();
+    let total = (THREADS * per_thread) as u64;
+    assert_eq!(trodo_flush(600_000), TrodoStatus::TRODO_OK);
+    while server.events.load(Ordering::Relaxed) < total {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let delivered = start.elapsed().as_secs_f64();
+    let (m, p99, p999) = percentiles(ns);
+    row(
+        &format!("server mode: {THREADS} threads, {USERS} users, trodo_user_track (calls/s)"),
+        format!("{:.0}", total as f64 / callers),
+    );
+    row(
+        "server mode: trodo_user_track per call (µs)",
+        format!("median {m:.2}  p99 {p99:.2}  p99.9 {p999:.2}"),
+    );
+    row(
+        &format!("server mode: all {total} events at the server (s)"),
+        format!("{delivered:.2}"),
+    );
+    for u in users.iter() {
+        trodo_user_free(*u as *mut TrodoUser);
+    }
+    shutdown(60_000);
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
@@ -195,6 +271,9 @@ fn main() {
         println!("{name:<58} {value}");
         rows.push((name.into(), value));
     };
+    if std::env::args().any(|a| a == "--server-mode") {
+        return server_mode(scale, &mut row);
+    }
 
     // 1 + 2: caller cost while delivery to a loopback server runs, and the floor.
     let server = sink();
@@ -230,6 +309,8 @@ fn main() {
     }
     trodo_group_free(group);
     shutdown(60_000);
+
+    server_mode(scale, &mut row);
 
     // 3: delivery throughput, gzip on and off.
     for gzip in [true, false] {

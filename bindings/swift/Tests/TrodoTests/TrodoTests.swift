@@ -233,4 +233,76 @@ final class TrodoTests: XCTestCase {
         XCTAssertNil(server.event("while_opted_out"))
         XCTAssertNotNil(server.event("back"))
     }
+
+    // Server mode --------------------------------------------------------------
+
+    func testUserCallsCarryTheirIdSessionAndGroupContext() throws {
+        try start()
+        let anon = try Trodo.distinctID()
+        let user = try Trodo.user("u-1", groups: ["active_team": ["team-a"]])
+        XCTAssertEqual(try user.distinctID(), "u-1")
+        try user.track("report_viewed", properties: ["n": 1])
+        try user.addGroup("team", "t1")
+        try user.setGroup("workspace", ["w1", "w2"])
+        try user.removeGroup("team", "t1")
+        try user.setGroup("active_team", "team-b")
+        XCTAssertEqual(try user.groups(), ["active_team": ["team-b"], "workspace": ["w1", "w2"]])
+        try user.identify("u-known")
+        XCTAssertEqual(try user.distinctID(), "u-known")
+        try user.track("after", category: "editor")
+        try user.people.set(["plan": "pro"])
+        try user.people.increment("logins")
+        try Trodo.flush()
+
+        let sessions = server.toPath("/api/sdk/track")
+        XCTAssertEqual(sessions.count, 1)
+        let data = sessions[0].body["sessionData"] as? [String: Any]
+        XCTAssertEqual(data?["session_id"] as? String, "server:u-1")
+        XCTAssertEqual(data?["is_server_session"] as? Bool, true)
+        let viewed = try XCTUnwrap(server.event("report_viewed"))
+        XCTAssertEqual(viewed["user_id"] as? String, "u-1")
+        XCTAssertEqual(viewed["session_id"] as? String, "server:u-1")
+        XCTAssertEqual(canon(viewed["custom_properties"]!), canon(json: #"{"n":1,"active_team":["team-a"]}"#))
+        let after = try XCTUnwrap(server.event("after"))
+        XCTAssertEqual(after["user_id"] as? String, "u-known")
+        XCTAssertEqual(canon(after["custom_properties"]!),
+                       canon(json: #"{"active_team":["team-b"],"workspace":["w1","w2"]}"#))
+        XCTAssertEqual(server.toPath("/api/sdk/people/set")[0].body["userId"] as? String, "u-known")
+        XCTAssertEqual(try Trodo.distinctID(), anon, "the current user is untouched")
+        XCTAssertEqual(try Trodo.groups(), [:])
+    }
+
+    func testUserBadInputAndManyThreads() throws {
+        XCTAssertThrowsError(try Trodo.user("early")) { error in
+            XCTAssertEqual((error as? TrodoError)?.status, .notInitialized)
+        }
+        try start()
+        XCTAssertThrowsError(try Trodo.user("")) { error in
+            XCTAssertEqual((error as? TrodoError)?.status, .invalidArgument)
+        }
+        XCTAssertThrowsError(try Trodo.user("u", groups: ["team": [""]])) { error in
+            XCTAssertEqual((error as? TrodoError)?.status, .invalidArgument)
+        }
+        let user = try Trodo.user("u-2")
+        XCTAssertThrowsError(try user.track("")) { error in
+            XCTAssertEqual((error as? TrodoError)?.status, .invalidArgument)
+        }
+        DispatchQueue.concurrentPerform(iterations: 8) { t in
+            for i in 0..<50 {
+                let id = "t\(t)u\(i)"
+                if let u = try? Trodo.user(id, groups: ["team": ["team-\(id)"]]) {
+                    try? u.track("many", properties: ["who": .string(id)])
+                }
+            }
+        }
+        try Trodo.flush(timeout: 30)
+        XCTAssertEqual(server.events.count, 400)
+        for event in server.events {
+            let props = event["custom_properties"] as? [String: Any]
+            let who = try XCTUnwrap(props?["who"] as? String)
+            XCTAssertEqual(event["user_id"] as? String, who)
+            XCTAssertEqual(props?["team"] as? [String], ["team-\(who)"])
+        }
+        XCTAssertEqual(server.toPath("/api/sdk/track").count, 400)
+    }
 }
