@@ -57,7 +57,10 @@ fn serve(conn: TcpStream, events: &AtomicU64) {
             body = plain;
         }
         if path.starts_with("/api/events") {
-            let n = body.windows(11).filter(|w| w == b"\"insert_id\"").count();
+            // str's searcher, not a byte-by-byte window scan: the sink shares
+            // the machine with what it measures.
+            let n =
+                std::str::from_utf8(&body).map_or(0, |text| text.matches("\"insert_id\"").count());
             events.fetch_add(n as u64, Ordering::Relaxed);
         }
         let reply =
@@ -200,7 +203,8 @@ fn server_mode(scale: usize, row: &mut impl FnMut(&str, String)) {
     init(
         &server.url,
         &dir,
-        r#","max_queue_items":10000000,"max_queue_bytes":4000000000"#,
+        &std::env::var("SM_EXTRA")
+            .unwrap_or(r#","max_queue_items":10000000,"max_queue_bytes":4000000000"#.into()),
     );
     let users: Vec<usize> = (0..USERS)
         .map(|i| {

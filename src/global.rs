@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::sync::{Mutex, RwLock};
-use arc_swap::ArcSwapOption;
+use crate::sync::Mutex;
+use arc_swap::{ArcSwapOption, Guard};
 
 use crate::client::Client;
 use crate::config::Options;
@@ -26,7 +26,9 @@ const EXIT_BUDGET: Duration = Duration::from_secs(1);
 
 struct Process {
     generation: u64,
-    client: RwLock<Option<Arc<Client>>>,
+    /// Read by every call without a lock or a reference count of its own
+    /// (arc-swap's guards): many threads calling at once share no lock here.
+    client: ArcSwapOption<Client>,
     /// Serialises init and shutdown, so a new client never reads the state
     /// file while the old one is still writing its last state.
     lifecycle: Mutex<()>,
@@ -58,7 +60,7 @@ fn with_process<R>(f: impl FnOnce(&Process) -> R) -> R {
         let client = inherited.as_ref().and_then(|old| continue_after_fork(old));
         PROCESS.store(Some(Arc::new(Process {
             generation,
-            client: RwLock::new(client),
+            client: ArcSwapOption::new(client),
             lifecycle: Mutex::new(()),
         })));
         // Never dropped in this process (see the module doc).
@@ -69,7 +71,7 @@ fn with_process<R>(f: impl FnOnce(&Process) -> R) -> R {
 /// The child's client, continuing the parent's; `None` (not initialized)
 /// when there was none, or init or shutdown was under way at the fork.
 fn continue_after_fork(parent: &Process) -> Option<Arc<Client>> {
-    let client = parent.client.try_read()?.clone()?;
+    let client = parent.client.load_full()?;
     std::mem::forget(client.clone());
     match Client::continue_after_fork(&client) {
         Ok(c) => Some(c),
@@ -87,28 +89,47 @@ fn continue_after_fork(parent: &Process) -> Option<Arc<Client>> {
 pub fn init(site_id: &str, options: Options) -> Result<()> {
     with_process(|p| {
         let _life = p.lifecycle.lock();
-        if p.client.read().is_some() {
+        if p.client.load().is_some() {
             return Err(Error::new(
                 ErrorKind::AlreadyInitialized,
                 "libtrodo is already initialized: call trodo_shutdown before trodo_init again",
             ));
         }
         let client = Client::start(site_id, options)?;
-        *p.client.write() = Some(client);
+        p.client.store(Some(client));
         Ok(())
     })
 }
 
-/// The client, or `NotInitialized`.
-pub fn current() -> Result<Arc<Client>> {
-    with_process(|p| p.client.read().clone()).ok_or_else(Error::not_initialized)
+/// The client for the length of one call (see [`current`]).
+pub struct Current(Guard<Option<Arc<Client>>>);
+
+impl std::ops::Deref for Current {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        match self.0.as_deref() {
+            Some(client) => client,
+            None => unreachable!("current() returns a Current only for a client"),
+        }
+    }
+}
+
+/// The client, or `NotInitialized`. Held for one call: a client shut down
+/// meanwhile stays alive until the call ends, and refuses what comes late.
+pub fn current() -> Result<Current> {
+    let guard = with_process(|p| p.client.load());
+    match guard.is_some() {
+        true => Ok(Current(guard)),
+        false => Err(Error::not_initialized()),
+    }
 }
 
 pub fn shutdown(timeout: Duration) -> Result<()> {
     // Held as an Arc, not borrowed: the flush below may take a while.
     let p = with_process(|_| PROCESS.load_full()).ok_or_else(Error::not_initialized)?;
     let _life = p.lifecycle.lock();
-    let client = p.client.write().take().ok_or_else(Error::not_initialized)?;
+    let client = p.client.swap(None).ok_or_else(Error::not_initialized)?;
     client.shutdown(timeout)
 }
 
@@ -124,7 +145,7 @@ pub fn at_exit() {
         return;
     }
     let deadline = Instant::now() + EXIT_BUDGET;
-    let Some(client) = p.client.try_read_until(deadline).and_then(|c| c.clone()) else {
+    let Some(client) = p.client.load_full() else {
         return;
     };
     client.persist_by(deadline);

@@ -307,7 +307,8 @@ pub struct DirtyFlag(Arc<Signal>);
 
 impl DirtyFlag {
     pub fn mark(&self) {
-        if !self.0.dirty.swap(true, Ordering::AcqRel) {
+        // Read first: marking an already dirty flag writes no shared cache line.
+        if !self.0.dirty.load(Ordering::Acquire) && !self.0.dirty.swap(true, Ordering::AcqRel) {
             let _g = self.0.lock.lock();
             self.0.cv.notify_one();
         }

@@ -4,10 +4,14 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use crate::sync::Mutex;
 
 use crate::diag::Diagnostics;
 use crate::wire::header;
@@ -88,13 +92,14 @@ impl Transport {
         } else {
             TlsConfig::default()
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .user_agent(crate::wire::user_agent())
             .tls_config(tls)
-            .build()
-            .into();
+            .build();
+        let agent =
+            ureq::Agent::with_parts(config, DefaultConnector::new(), CachedResolver::default());
         Transport {
             agent,
             api_base: api_base.to_string(),
@@ -141,6 +146,42 @@ impl Transport {
             body,
             retry_after,
         })
+    }
+}
+
+/// How long a looked-up address is used before it is looked up again.
+const RESOLVE_TTL: Duration = Duration::from_secs(60);
+
+/// ureq (3.5) looks the host up before every request, even one that then
+/// reuses a pooled connection, and with a timeout set it does so on a new
+/// thread: a thread per request. One lookup a minute serves as well.
+#[derive(Debug, Default)]
+struct CachedResolver {
+    inner: DefaultResolver,
+    /// (scheme and authority, when looked up, the addresses).
+    last: Mutex<Option<(String, Instant, ResolvedSocketAddrs)>>,
+}
+
+impl Resolver for CachedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or_default(),
+            uri.authority().map(|a| a.as_str()).unwrap_or_default()
+        );
+        if let Some((k, at, addrs)) = &*self.last.lock() {
+            if *k == key && at.elapsed() < RESOLVE_TTL {
+                return Ok(addrs.clone());
+            }
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        *self.last.lock() = Some((key, Instant::now(), addrs.clone()));
+        Ok(addrs)
     }
 }
 
