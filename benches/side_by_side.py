@@ -1,8 +1,14 @@
 """Side by side with trodo-python (the official server-side SDK, pinned by
-scripts/bench.sh), both against the same loopback server, same workload:
-identify, then 5 000 track calls with one set_group and one
-get_group(...).set every 250 events. Timed on the caller side and until the
-server has every event. Prints rows of the benchmark table.
+scripts/bench.sh), both against the same loopback server, two workloads:
+
+- app: identify, then 5 000 track calls with one set_group and one
+  get_group(...).set every 250 events;
+- server mode: 20 000 track calls for 10 000 users, round robin (trodo-python's
+  ``track(distinct_id, ...)``; trodo_native's ``for_user(distinct_id)``
+  handles, kept in a dict as trodo-python keeps its user contexts).
+
+Timed on the caller side and until the server has every event. Prints rows
+of the benchmark table.
 
 Run through scripts/bench.sh (it builds the library and sets up the venv).
 """
@@ -20,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 EVENTS = 5000
 EVERY = 250
 RUNS = 3
+USERS = 10000
+USER_EVENTS = 20000
 PROPS = {"plan": "pro", "seats": 12, "trial": False, "source": "bench", "ratio": 0.5}
 
 
@@ -78,11 +86,11 @@ def wait_for(counter, n: int, limit: float = 600.0) -> None:
     raise RuntimeError("server got %d of %d events" % (counter.value, n))
 
 
-def deliver_all(trodo, counter, start: float) -> float:
+def deliver_all(trodo, counter, start: float, events: int = EVENTS) -> float:
     """Flushes, waits until the server has every event and shuts down;
     returns the seconds since `start` until the server had them all."""
-    trodo.flush(60)
-    wait_for(counter, EVENTS)
+    trodo.flush(600)
+    wait_for(counter, events)
     total = time.perf_counter() - start
     trodo.shutdown(10)
     return total
@@ -125,9 +133,43 @@ def run_python(url: str, counter, batched: bool):
     return caller, total
 
 
-def measure(fn, *args):
+def run_native_users(url: str, counter):
+    import trodo_native as trodo
+
+    with tempfile.TemporaryDirectory() as d:
+        trodo.init("bench-site", api_base=url, storage_dir=d)
+        users = {}
+        start = time.perf_counter()
+        for i in range(USER_EVENTS):
+            distinct_id = "user-%d" % (i % USERS)
+            user = users.get(distinct_id)
+            if user is None:
+                user = users[distinct_id] = trodo.for_user(distinct_id)
+            user.track("bench_event", PROPS)
+        caller = time.perf_counter() - start
+        total = deliver_all(trodo, counter, start, USER_EVENTS)
+        users.clear()
+    return caller, total
+
+
+def run_python_users(url: str, counter, batched: bool):
+    import trodo
+
+    client = trodo.init("bench-site", api_base=url, batch_enabled=batched, auto_instrument=False)
+    start = time.perf_counter()
+    for i in range(USER_EVENTS):
+        client.track("user-%d" % (i % USERS), "bench_event", PROPS)
+    caller = time.perf_counter() - start
+    client.flush()
+    wait_for(counter, USER_EVENTS)
+    total = time.perf_counter() - start
+    client.shutdown()
+    return caller, total
+
+
+def measure(fn, *args, runs: int = RUNS):
     callers, totals = [], []
-    for _ in range(RUNS):
+    for _ in range(runs):
         proc, port, counter = start_server()
         caller, total = fn("http://127.0.0.1:%d" % port, counter, *args)
         callers.append(caller)
@@ -187,6 +229,8 @@ def run_bare_ctypes(url: str, counter):
 
 
 def main() -> None:
+    if "--server-mode" in sys.argv:
+        return server_mode()
     encode = encode_floor()
     bare = measure(run_bare_ctypes)
     native = measure(run_native)
@@ -208,6 +252,23 @@ def main() -> None:
         "%.0fx / %.1fx" % (default[0] / least, batched[0] / least))
     row("side by side: caller speed-up vs default / batched", "%.0fx / %.1fx" % (default[0] / native[0], batched[0] / native[0]))
     row("side by side: end-to-end speed-up vs default / batched", "%.1fx / %.2fx" % (default[1] / native[1], batched[1] / native[1]))
+
+    server_mode()
+
+
+def server_mode() -> None:
+    # One run of trodo-python's default mode: 30 000 blocking requests.
+    native = measure(run_native_users)
+    default = (1, 1) if "--no-default" in sys.argv else measure(run_python_users, False, runs=1)
+    batched = measure(run_python_users, True, runs=1 if "--no-default" in sys.argv else RUNS)
+    for label, (caller, total) in (
+        ("trodo_native for_user", native),
+        ("trodo-python track(distinct_id) default", default),
+        ("trodo-python track(distinct_id) batch_enabled", batched),
+    ):
+        row("server mode: %s caller / end-to-end (ms)" % label, "%.1f / %.1f" % (caller * 1e3, total * 1e3))
+    row("server mode: caller speed-up vs default / batched", "%.0fx / %.0fx" % (default[0] / native[0], batched[0] / native[0]))
+    row("server mode: end-to-end speed-up vs default / batched", "%.1fx / %.1fx" % (default[1] / native[1], batched[1] / native[1]))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The newest cargo-c that builds with this machine's Rust (see the README).
 CARGO_C_VERSION=0.10.24
-prefix=$1
+# cargo-c treats a relative prefix as relative to itself: make it absolute.
+prefix=$(realpath -m "$1")
 if ! cargo cinstall --version 2>/dev/null | grep -q "cargo-c $CARGO_C_VERSION"; then
     printf '\n==> installing cargo-c %s (once; a few minutes)\n' "$CARGO_C_VERSION"
     cargo install --quiet --locked cargo-c --version "$CARGO_C_VERSION"

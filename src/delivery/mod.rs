@@ -572,10 +572,16 @@ impl Shared {
         let seq = q.last_seq;
         // The worker only needs waking when this item changes what it waits
         // for: an empty queue, another call, or a batch that just filled up.
-        // Otherwise it wakes at the oldest event's flush_interval anyway.
+        // Otherwise it wakes at the oldest event's flush_interval anyway. Nor
+        // while it is sending (it looks again when the answer is in) or
+        // waiting out a backoff: a wake per call would cost a context switch
+        // per call, and the caller's time.
         q.tail_events = if is_event { q.tail_events + 1 } else { 0 };
-        let wake =
-            q.len() == 0 || !is_event || q.tail_events.is_multiple_of(self.config.flush_at.max(1));
+        let worker_can_act = q.in_flight == 0 && q.not_before.is_none_or(|t| t <= enqueued);
+        let wake = worker_can_act
+            && (q.len() == 0
+                || !is_event
+                || q.tail_events.is_multiple_of(self.config.flush_at.max(1)));
         store::encode_item(seq, &path, &body, &mut q.unwritten);
         q.bytes += body.len() as u64;
         // Once one item is spilled, every later one is too, so that the head

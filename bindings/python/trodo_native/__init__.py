@@ -517,6 +517,8 @@ people = _People()
 class _UserPeople:
     """Profile operations on a :class:`User`'s people profile: ``user.people``."""
 
+    __slots__ = ("_user",)
+
     def __init__(self, user: "User") -> None:
         self._user = user
 
@@ -569,10 +571,17 @@ class User:
     handle is freed when the object is collected, closed, or leaves a
     ``with`` block; it may be shared between threads."""
 
+    __slots__ = ("_handle",)
+
     def __init__(self, handle: int) -> None:
         self._handle: Optional[int] = handle
-        self.people = _UserPeople(self)
+
+    @property
+    def people(self) -> _UserPeople:
         """People operations on this user's profile."""
+        # Made on use, not kept: a User that pointed at its _UserPeople and
+        # back would be freed only by the cycle collector, not when dropped.
+        return _UserPeople(self)
 
     def __repr__(self) -> str:
         return f"User({self.distinct_id!r})" if self._handle else "User(<closed>)"
