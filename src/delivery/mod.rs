@@ -863,6 +863,7 @@ fn next_batch(q: &mut Queue, config: &Config, split_limit: Option<usize>, now: I
 
 /// The worker: one request at a time, in order, retried per the policy.
 fn run(s: &Shared) {
+    yield_to_the_app();
     // Loading the system's trust store is file I/O: done here, not in init.
     let transport = Transport::new(
         &s.config.api_base,
@@ -1034,6 +1035,19 @@ fn run(s: &Shared) {
         s.done.notify_all();
     }
 }
+
+/// Sending is background work: the worker runs at nice 10, so the threads
+/// of the program it serves (a request handler calling libtrodo, say) get
+/// the CPU first when it is scarce; idle CPU still goes to sending.
+#[cfg(target_os = "linux")]
+fn yield_to_the_app() {
+    // SAFETY: plain integers in, an int out; on Linux, PRIO_PROCESS with
+    // who = 0 is the calling thread only. std and libc offer no safe form.
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn yield_to_the_app() {}
 
 type Batch = [(Cow<'static, str>, Arc<[u8]>, Tag)];
 
