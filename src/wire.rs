@@ -90,20 +90,25 @@ pub fn session_registration(
 
 /// `sessionData` for `POST /api/sdk/track` registering a server-mode user's
 /// session: exactly the fields Trodo's server SDK sends (no device fields).
-pub fn server_session_registration(who: &Who, start_ms: u64, last_activity_ms: u64) -> Value {
-    json!({ "sessionData": {
-        "session_id": who.session_id,
-        "site_id": who.site_id,
-        "user_id": who.distinct_id,
-        "distinct_id": who.distinct_id,
-        "team_id": null,
-        "start_time": crate::util::iso8601_ms(start_ms),
-        "last_activity": last_activity_ms,
-        "is_bounce": false,
-        "referrer": "server",
-        "device_type": "server",
-        "is_server_session": true,
-    }})
+/// Written straight to bytes: it comes with the first call for every user.
+pub fn server_session_registration(who: &Who, start_ms: u64, last_activity_ms: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(320);
+    out.extend_from_slice(b"{\"sessionData\":{\"session_id\":");
+    write_str(&mut out, who.session_id);
+    out.extend_from_slice(b",\"site_id\":");
+    write_str(&mut out, who.site_id);
+    out.extend_from_slice(b",\"user_id\":");
+    write_str(&mut out, who.distinct_id);
+    out.extend_from_slice(b",\"distinct_id\":");
+    write_str(&mut out, who.distinct_id);
+    out.extend_from_slice(b",\"team_id\":null,\"start_time\":\"");
+    out.extend_from_slice(&crate::util::iso8601_ms_bytes(start_ms));
+    out.extend_from_slice(b"\",\"last_activity\":");
+    out.extend_from_slice(last_activity_ms.to_string().as_bytes());
+    out.extend_from_slice(
+        b",\"is_bounce\":false,\"referrer\":\"server\",\"device_type\":\"server\",\"is_server_session\":true}}",
+    );
+    out
 }
 
 /// Default `event_category` when the caller gives none.
@@ -546,6 +551,27 @@ mod tests {
         let v: Value = serde_json::from_slice(&empty).unwrap();
         assert_eq!(v["custom_properties"], json!({}));
         assert_eq!(v["event_category"], "cat");
+    }
+
+    #[test]
+    fn a_server_session_registration_has_exactly_the_server_sdks_fields() {
+        let who = Who {
+            site_id: "site",
+            session_id: "server:a \"quoted\" id",
+            distinct_id: "a \"quoted\" id",
+        };
+        let body = server_session_registration(&who, 0, 1_700_000_000_123);
+        let parsed: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"sessionData": {
+                "session_id": "server:a \"quoted\" id", "site_id": "site",
+                "user_id": "a \"quoted\" id", "distinct_id": "a \"quoted\" id",
+                "team_id": null, "start_time": "1970-01-01T00:00:00.000Z",
+                "last_activity": 1_700_000_000_123u64, "is_bounce": false,
+                "referrer": "server", "device_type": "server", "is_server_session": true,
+            }})
+        );
     }
 
     #[test]

@@ -256,10 +256,11 @@ impl Client {
                 let now = now_ms();
                 // Queued while the table is locked: another handle for this
                 // user that finds it registered queues behind it.
-                lane.enqueue(plain(
-                    wire::path::SESSION,
-                    wire::server_session_registration(&who, now, now),
-                ));
+                lane.enqueue(Request {
+                    path: wire::path::SESSION,
+                    body: wire::server_session_registration(&who, now, now),
+                    tag: Tag::None,
+                });
                 registered.put(u.session_id.clone(), ());
             }
             u.registered_with.store(s.users.number, Ordering::Release);
