@@ -293,17 +293,9 @@ impl Client {
         properties_json: Option<&str>,
         category: Option<&str>,
     ) -> Result<()> {
-        const WHAT: &str = "properties_json";
-        let Some(text) = properties_json else {
-            return self.track_with(event_name, wire::Properties::None, category);
-        };
-        match crate::json::raw_object(text) {
-            Some(raw) => self.track_with(event_name, wire::Properties::Raw(&raw), category),
-            None => {
-                let map = crate::json::object(text, WHAT)?;
-                self.track_with(event_name, wire::Properties::Map(&map), category)
-            }
-        }
+        with_properties_json(properties_json, |properties| {
+            self.track_with(event_name, properties, category)
+        })
     }
 
     fn track_with(
@@ -312,31 +304,11 @@ impl Client {
         properties: wire::Properties<'_>,
         category: Option<&str>,
     ) -> Result<()> {
-        let timestamp = now_ms();
-        let id_bytes = crate::util::new_id_bytes();
-        // Hex digits and hyphens: always UTF-8.
-        let insert_id = std::str::from_utf8(&id_bytes).unwrap_or_default();
+        let event = NewEvent::now(event_name, properties, category);
         self.mutate(|s, inner, out| {
-            validate::name(event_name, "event_name")?;
-            if let Some(c) = category {
-                validate::name(c, "category")?;
-            }
+            event.check()?;
             s.touch_session(inner, out);
-            let who = s.who(&inner.state);
-            let event = wire::event(
-                &who,
-                event_name,
-                category,
-                properties,
-                &inner.state.groups,
-                timestamp,
-                insert_id,
-            );
-            out.push(Request {
-                path: wire::path::EVENT,
-                body: event,
-                tag: Tag::None,
-            });
+            out.push(event.request(&s.who(&inner.state), &inner.state.groups));
             Ok(false)
         })
     }
@@ -674,6 +646,74 @@ impl Shared {
             .hydration
             .complete(token, answer.memberships, &mut inner.state.groups);
         self.mark_dirty(&inner.state);
+    }
+}
+
+/// Runs `track` with properties given as JSON text (an object, or `None`):
+/// copied into the event as they are checked, or parsed first when that
+/// fast path cannot take them (it then reports the error).
+fn with_properties_json(
+    properties_json: Option<&str>,
+    track: impl FnOnce(wire::Properties<'_>) -> Result<()>,
+) -> Result<()> {
+    let Some(text) = properties_json else {
+        return track(wire::Properties::None);
+    };
+    match crate::json::raw_object(text) {
+        Some(raw) => track(wire::Properties::Raw(&raw)),
+        None => track(wire::Properties::Map(&crate::json::object(
+            text,
+            "properties_json",
+        )?)),
+    }
+}
+
+/// An event a caller asked for, timed and given its insert id when asked
+/// (not when its turn for the lock comes).
+struct NewEvent<'a> {
+    name: &'a str,
+    properties: wire::Properties<'a>,
+    category: Option<&'a str>,
+    timestamp: u64,
+    insert_id: [u8; 36],
+}
+
+impl<'a> NewEvent<'a> {
+    fn now(name: &'a str, properties: wire::Properties<'a>, category: Option<&'a str>) -> Self {
+        NewEvent {
+            name,
+            properties,
+            category,
+            timestamp: now_ms(),
+            insert_id: crate::util::new_id_bytes(),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        validate::name(self.name, "event_name")?;
+        if let Some(c) = self.category {
+            validate::name(c, "category")?;
+        }
+        Ok(())
+    }
+
+    /// The event for `who`, stamped with `groups`.
+    fn request(&self, who: &Who, groups: &Memberships) -> Request {
+        // Hex digits and hyphens: always UTF-8.
+        let insert_id = std::str::from_utf8(&self.insert_id).unwrap_or_default();
+        Request {
+            path: wire::path::EVENT,
+            body: wire::event(
+                who,
+                self.name,
+                self.category,
+                self.properties,
+                groups,
+                self.timestamp,
+                insert_id,
+            ),
+            tag: Tag::None,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Weak};
 use lru::LruCache;
 use serde_json::{Map, Value};
 
-use super::{plain, Client, Shared};
+use super::{plain, with_properties_json, Client, NewEvent, Shared};
 use crate::delivery::{Outcome, Request, Tag};
 use crate::error::{Error, Result};
 use crate::groups::MembershipOp;
@@ -78,18 +78,9 @@ impl Client {
         properties_json: Option<&str>,
         category: Option<&str>,
     ) -> Result<()> {
-        let Some(text) = properties_json else {
-            return self.user_track_with(user, event_name, wire::Properties::None, category);
-        };
-        match crate::json::raw_object(text) {
-            Some(raw) => {
-                self.user_track_with(user, event_name, wire::Properties::Raw(&raw), category)
-            }
-            None => {
-                let map = crate::json::object(text, "properties_json")?;
-                self.user_track_with(user, event_name, wire::Properties::Map(&map), category)
-            }
-        }
+        with_properties_json(properties_json, |properties| {
+            self.user_track_with(user, event_name, properties, category)
+        })
     }
 
     fn user_track_with(
@@ -99,30 +90,10 @@ impl Client {
         properties: wire::Properties<'_>,
         category: Option<&str>,
     ) -> Result<()> {
-        let timestamp = now_ms();
-        let id_bytes = crate::util::new_id_bytes();
-        // Hex digits and hyphens: always UTF-8.
-        let insert_id = std::str::from_utf8(&id_bytes).unwrap_or_default();
+        let event = NewEvent::now(event_name, properties, category);
         self.for_user(user, true, |who, state| {
-            validate::name(event_name, "event_name")?;
-            if let Some(c) = category {
-                validate::name(c, "category")?;
-            }
-            let body = wire::event(
-                who,
-                event_name,
-                category,
-                properties,
-                &state.groups,
-                timestamp,
-                insert_id,
-            );
-            let event = Request {
-                path: wire::path::EVENT,
-                body,
-                tag: Tag::None,
-            };
-            Ok((vec![event], Change::None))
+            event.check()?;
+            Ok((vec![event.request(who, &state.groups)], Change::None))
         })
     }
 
