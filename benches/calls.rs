@@ -203,8 +203,7 @@ fn server_mode(scale: usize, row: &mut impl FnMut(&str, String)) {
     init(
         &server.url,
         &dir,
-        &std::env::var("SM_EXTRA")
-            .unwrap_or(r#","max_queue_items":10000000,"max_queue_bytes":4000000000"#.into()),
+        r#","max_queue_items":10000000,"max_queue_bytes":4000000000"#,
     );
     let users: Vec<usize> = (0..USERS)
         .map(|i| {
