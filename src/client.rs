@@ -158,6 +158,7 @@ impl Client {
                 ca_file: options.ca_file.clone(),
                 memory_queue_bytes: options.memory_queue_bytes.max(1),
                 adopt: true,
+                registrations_join_batches: false,
             },
             options.user_lanes as usize,
             diag.clone(),

@@ -532,3 +532,61 @@ fn a_user_context_is_independent_of_the_memberships_type() {
     assert_eq!(u.groups(), m);
     assert_eq!(u.session_id(), "server:u-8");
 }
+
+#[test]
+fn new_users_first_events_travel_in_bulk_behind_their_registrations() {
+    let server = FakeTrodo::start();
+    // The second request fails: its batch is sent again, registrations first.
+    server.script(&[200, 503]);
+    let c = Client::start(
+        SITE,
+        Options {
+            user_lanes: 1,
+            flush_at: 50,
+            ..options(server.url(), &temp_dir())
+        },
+    )
+    .unwrap();
+    for i in 0..20 {
+        c.user_track(&user(&format!("n{i}"), None), "first", None, None)
+            .unwrap();
+    }
+    c.flush(WAIT).unwrap();
+    let requests = server.requests();
+    let bulks = requests
+        .iter()
+        .filter(|r| r.accepted && r.path == "/api/events/bulk")
+        .count();
+    assert!(bulks >= 1, "{:?}", paths(&server));
+    assert!(
+        requests.iter().filter(|r| r.accepted).count() < 40,
+        "first events did not travel in bulk: {:?}",
+        paths(&server)
+    );
+    assert_eq!(server.events().len(), 20, "each event once");
+    // No event reached the server before its user's registration had.
+    let mut registered = HashSet::new();
+    for r in requests.iter().filter(|r| r.accepted) {
+        match r.path.as_str() {
+            "/api/sdk/track" => {
+                registered.insert(
+                    r.body["sessionData"]["distinct_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            "/api/events/bulk" => {
+                for e in r.body["events"].as_array().unwrap() {
+                    assert!(registered.contains(e["user_id"].as_str().unwrap()), "{e}");
+                }
+            }
+            "/api/events" => {
+                assert!(registered.contains(r.body["user_id"].as_str().unwrap()));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(registered.len(), 20);
+    c.shutdown(WAIT).unwrap();
+}

@@ -44,11 +44,15 @@ impl Lanes {
             max_queue_bytes: (config.max_queue_bytes / n).max(1),
             memory_queue_bytes: (config.memory_queue_bytes / n).max(1),
             adopt: false,
+            // A new user's registration comes just before its first event:
+            // batched together, first events travel in bulk, not one by one.
+            registrations_join_batches: true,
             ..config.clone()
         };
         let main = Delivery::start(
             Config {
                 adopt: true,
+                registrations_join_batches: false,
                 ..config
             },
             diag.clone(),

@@ -120,6 +120,10 @@ pub struct Config {
     /// Adopt the segments of processes that ended (one queue per process
     /// does it; the per-user lanes leave it to the main one).
     pub adopt: bool,
+    /// Session registrations join event batches: a batch's registrations
+    /// are sent first, then its events in bulk (the per-user lanes, where
+    /// every new user's first event follows its registration).
+    pub registrations_join_batches: bool,
 }
 
 impl Config {
@@ -205,6 +209,8 @@ struct Item {
     path: Cow<'static, str>,
     body: Arc<[u8]>,
     is_event: bool,
+    /// A session registration (`/api/sdk/track`).
+    is_session: bool,
     tag: Tag,
     enqueued: Instant,
     first_failure: Option<Instant>,
@@ -227,6 +233,7 @@ impl Item {
         Item {
             seq: stored.seq,
             is_event: path == wire::path::EVENT,
+            is_session: path == wire::path::SESSION,
             path,
             body: stored.body.into(),
             tag,
@@ -576,11 +583,15 @@ impl Shared {
         // while it is sending (it looks again when the answer is in) or
         // waiting out a backoff: a wake per call would cost a context switch
         // per call, and the caller's time.
-        q.tail_events = if is_event { q.tail_events + 1 } else { 0 };
+        let joins = is_event
+            || (self.config.registrations_join_batches
+                && path == wire::path::SESSION
+                && tag == Tag::None);
+        q.tail_events = if joins { q.tail_events + 1 } else { 0 };
         let worker_can_act = q.in_flight == 0 && q.not_before.is_none_or(|t| t <= enqueued);
         let wake = worker_can_act
             && (q.len() == 0
-                || !is_event
+                || !joins
                 || q.tail_events.is_multiple_of(self.config.flush_at.max(1)));
         store::encode_item(seq, &path, &body, &mut q.unwritten);
         q.bytes += body.len() as u64;
@@ -601,6 +612,7 @@ impl Shared {
         } else {
             q.push_head(Item {
                 seq,
+                is_session: path == wire::path::SESSION,
                 path,
                 is_event,
                 body,
@@ -825,7 +837,11 @@ fn next_batch(q: &mut Queue, config: &Config, split_limit: Option<usize>, now: I
     let Some(front) = q.items.front() else {
         return Next::Wait(None);
     };
-    if !front.is_event {
+    let joins = |item: &Item| {
+        item.is_event
+            || (config.registrations_join_batches && item.is_session && item.tag == Tag::None)
+    };
+    if !joins(front) {
         return Next::Send(1);
     }
     let cap = config
@@ -836,7 +852,7 @@ fn next_batch(q: &mut Queue, config: &Config, split_limit: Option<usize>, now: I
     let mut bytes = 0;
     let mut full = false;
     for item in q.items.iter() {
-        if !item.is_event {
+        if !joins(item) {
             full = true; // another call waits behind the batch
             break;
         }
@@ -920,19 +936,30 @@ fn run(s: &Shared) {
             }
         };
         // A panic here must not end delivery: the batch is treated as rejected.
-        let (route, body) = compose(&batch);
-        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            transport.post(&route, body, s.config.gzip)
-        }))
-        .unwrap_or_else(|_| Err("internal error while sending".into()));
-        let (verdict, detail, reply) = match sent {
-            Ok(reply) => (
-                policy::verdict(reply.status),
-                format!("HTTP {}", reply.status),
-                Some(reply),
-            ),
-            Err(e) => (Verdict::Retry, e, None),
-        };
+        // One request, or a batch's registrations and then its events: the
+        // first that does not go through decides for the whole batch (a
+        // retry sends the registrations again, which is harmless).
+        let mut route = String::new();
+        let mut answer = (Verdict::Delivered, String::new(), None);
+        for (path, body) in compose(&batch) {
+            route = path;
+            let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                transport.post(&route, body, s.config.gzip)
+            }))
+            .unwrap_or_else(|_| Err("internal error while sending".into()));
+            answer = match sent {
+                Ok(reply) => (
+                    policy::verdict(reply.status),
+                    format!("HTTP {}", reply.status),
+                    Some(reply),
+                ),
+                Err(e) => (Verdict::Retry, e, None),
+            };
+            if answer.0 != Verdict::Delivered {
+                break;
+            }
+        }
+        let (verdict, detail, reply) = answer;
         let n = batch.len();
         // The core hears an answer before the item leaves the queue, so a
         // flush that returns has seen its effects (e.g. identify hydration).
@@ -1051,21 +1078,35 @@ fn yield_to_the_app() {}
 
 type Batch = [(Cow<'static, str>, Arc<[u8]>, Tag)];
 
-/// One item goes to its own route; several events go as one bulk body.
-fn compose(batch: &Batch) -> (String, Vec<u8>) {
-    match batch {
-        [(path, body, _)] if path == wire::path::EVENT => {
-            let mut out = Vec::with_capacity(body.len() + 80);
-            wire::complete_event(body, &mut out);
-            (path.to_string(), out)
-        }
-        [(path, body, _)] => (path.to_string(), body.to_vec()),
-        _ => {
-            let bodies: Vec<&[u8]> = batch.iter().map(|(_, b, _)| &b[..]).collect();
-            (
-                wire::path::EVENTS_BULK.to_string(),
-                wire::bulk_events(&bodies),
-            )
+/// One item goes to its own route; several go as their registrations, one
+/// request each, then their events: alone, or as one bulk body.
+fn compose(batch: &Batch) -> Vec<(String, Vec<u8>)> {
+    if let [(path, body, _)] = batch {
+        if path != wire::path::EVENT {
+            return vec![(path.to_string(), body.to_vec())];
         }
     }
+    let (events, others): (Vec<_>, Vec<_>) = batch
+        .iter()
+        .partition(|(path, _, _)| path == wire::path::EVENT);
+    let mut out: Vec<(String, Vec<u8>)> = others
+        .into_iter()
+        .map(|(path, body, _)| (path.to_string(), body.to_vec()))
+        .collect();
+    match events.as_slice() {
+        [] => {}
+        [(path, body, _)] => {
+            let mut one = Vec::with_capacity(body.len() + 80);
+            wire::complete_event(body, &mut one);
+            out.push((path.to_string(), one));
+        }
+        _ => {
+            let bodies: Vec<&[u8]> = events.iter().map(|(_, b, _)| &b[..]).collect();
+            out.push((
+                wire::path::EVENTS_BULK.to_string(),
+                wire::bulk_events(&bodies),
+            ));
+        }
+    }
+    out
 }
