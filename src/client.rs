@@ -279,11 +279,7 @@ impl Client {
         properties: Option<Map<String, Value>>,
         category: Option<&str>,
     ) -> Result<()> {
-        let properties = match &properties {
-            Some(map) => wire::Properties::Map(map),
-            None => wire::Properties::None,
-        };
-        self.track_with(event_name, properties, category)
+        self.track_with(event_name, properties.as_ref().into(), category)
     }
 
     /// As [`track`](Self::track), with the properties as JSON text (an
@@ -316,40 +312,22 @@ impl Client {
 
     /// Replaces the active context for `group_key` with one id.
     pub fn set_group(&self, group_key: &str, group_id: &str) -> Result<()> {
-        self.membership(group_key, || {
-            validate::name(group_id, "group_id")?;
-            Ok(MembershipOp::Set {
-                key: group_key.to_string(),
-                ids: vec![group_id.to_string()],
-            })
-        })
+        self.membership(group_key, || MembershipOp::set_one(group_key, group_id))
     }
 
     /// Replaces the active context for `group_key` with several ids (at least one).
     pub fn set_groups<S: AsRef<str>>(&self, group_key: &str, group_ids: &[S]) -> Result<()> {
-        self.membership(group_key, || set_groups_op(group_key, group_ids))
+        self.membership(group_key, || MembershipOp::set_many(group_key, group_ids))
     }
 
     /// Adds one id to the memberships for `group_key` (no change if present).
     pub fn add_group(&self, group_key: &str, group_id: &str) -> Result<()> {
-        self.membership(group_key, || {
-            validate::name(group_id, "group_id")?;
-            Ok(MembershipOp::Add {
-                key: group_key.to_string(),
-                id: group_id.to_string(),
-            })
-        })
+        self.membership(group_key, || MembershipOp::add(group_key, group_id))
     }
 
     /// Removes one id from the memberships for `group_key`.
     pub fn remove_group(&self, group_key: &str, group_id: &str) -> Result<()> {
-        self.membership(group_key, || {
-            validate::name(group_id, "group_id")?;
-            Ok(MembershipOp::Remove {
-                key: group_key.to_string(),
-                id: group_id.to_string(),
-            })
-        })
+        self.membership(group_key, || MembershipOp::remove(group_key, group_id))
     }
 
     /// The current memberships.
@@ -467,19 +445,7 @@ impl Client {
             let op = op()?;
             op.apply(&mut inner.state.groups);
             inner.hydration.record(&op);
-            let who = s.who(&inner.state);
-            let (path, body) = match &op {
-                MembershipOp::Set { key, ids } => {
-                    wire::membership(&who, key, MembershipCall::Set(ids))
-                }
-                MembershipOp::Add { key, id } => {
-                    wire::membership(&who, key, MembershipCall::Add(id))
-                }
-                MembershipOp::Remove { key, id } => {
-                    wire::membership(&who, key, MembershipCall::Remove(id))
-                }
-            };
-            out.push(plain(path, body));
+            out.push(membership_request(&s.who(&inner.state), &op));
             Ok(true)
         })
     }
@@ -718,24 +684,14 @@ impl<'a> NewEvent<'a> {
     }
 }
 
-/// `set_groups`' operation, its ids checked (at least one) and de-duplicated.
-fn set_groups_op<S: AsRef<str>>(group_key: &str, group_ids: &[S]) -> Result<MembershipOp> {
-    if group_ids.is_empty() {
-        return Err(Error::invalid_argument(
-            "group_ids must hold at least one id (count >= 1)",
-        ));
-    }
-    let mut ids = Vec::with_capacity(group_ids.len());
-    for (i, id) in group_ids.iter().enumerate() {
-        let id = validate::name(id.as_ref(), &format!("group_ids[{i}]"))?;
-        if !ids.iter().any(|x| x == id) {
-            ids.push(id.to_string());
-        }
-    }
-    Ok(MembershipOp::Set {
-        key: group_key.to_string(),
-        ids,
-    })
+/// The request a membership call sends.
+fn membership_request(who: &Who, op: &MembershipOp) -> Request {
+    let (path, body) = match op {
+        MembershipOp::Set { key, ids } => wire::membership(who, key, MembershipCall::Set(ids)),
+        MembershipOp::Add { key, id } => wire::membership(who, key, MembershipCall::Add(id)),
+        MembershipOp::Remove { key, id } => wire::membership(who, key, MembershipCall::Remove(id)),
+    };
+    plain(path, body)
 }
 
 fn plain(path: &'static str, body: Value) -> Request {

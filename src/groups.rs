@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::validate;
 
 /// Group key → ids, in the order they were added. A key never maps to an
@@ -104,6 +104,54 @@ pub enum MembershipOp {
 }
 
 impl MembershipOp {
+    /// `set_group`: `group_id` (checked) replaces the ids for `key`.
+    pub fn set_one(key: &str, group_id: &str) -> Result<MembershipOp> {
+        validate::name(group_id, "group_id")?;
+        Ok(MembershipOp::Set {
+            key: key.to_string(),
+            ids: vec![group_id.to_string()],
+        })
+    }
+
+    /// `set_groups`: the ids (checked, at least one, duplicates kept once)
+    /// replace the ids for `key`.
+    pub fn set_many<S: AsRef<str>>(key: &str, group_ids: &[S]) -> Result<MembershipOp> {
+        if group_ids.is_empty() {
+            return Err(Error::invalid_argument(
+                "group_ids must hold at least one id (count >= 1)",
+            ));
+        }
+        let mut ids = Vec::with_capacity(group_ids.len());
+        for (i, id) in group_ids.iter().enumerate() {
+            let id = validate::name(id.as_ref(), &format!("group_ids[{i}]"))?;
+            if !ids.iter().any(|x| x == id) {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(MembershipOp::Set {
+            key: key.to_string(),
+            ids,
+        })
+    }
+
+    /// `add_group`: `group_id` (checked) joins the ids for `key`.
+    pub fn add(key: &str, group_id: &str) -> Result<MembershipOp> {
+        validate::name(group_id, "group_id")?;
+        Ok(MembershipOp::Add {
+            key: key.to_string(),
+            id: group_id.to_string(),
+        })
+    }
+
+    /// `remove_group`: `group_id` (checked) leaves the ids for `key`.
+    pub fn remove(key: &str, group_id: &str) -> Result<MembershipOp> {
+        validate::name(group_id, "group_id")?;
+        Ok(MembershipOp::Remove {
+            key: key.to_string(),
+            id: group_id.to_string(),
+        })
+    }
+
     pub fn apply(&self, m: &mut Memberships) {
         match self {
             MembershipOp::Set { key, ids } => m.set(key, ids),

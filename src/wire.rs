@@ -123,6 +123,12 @@ pub enum Properties<'a> {
     Raw(&'a RawObject<'a>),
 }
 
+impl<'a> From<Option<&'a Map<String, Value>>> for Properties<'a> {
+    fn from(map: Option<&'a Map<String, Value>>) -> Self {
+        map.map_or(Properties::None, Properties::Map)
+    }
+}
+
 impl Properties<'_> {
     fn contains_key(self, key: &str) -> bool {
         match self {

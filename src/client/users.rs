@@ -18,7 +18,7 @@ use std::sync::{Arc, Weak};
 use lru::LruCache;
 use serde_json::{Map, Value};
 
-use super::{plain, with_properties_json, Client, NewEvent, Shared};
+use super::{membership_request, plain, with_properties_json, Client, NewEvent, Shared};
 use crate::delivery::{Outcome, Request, Tag};
 use crate::error::{Error, Result};
 use crate::groups::MembershipOp;
@@ -27,7 +27,7 @@ use crate::sync::Mutex;
 use crate::user::{User, UserInner, UserState};
 use crate::util::now_ms;
 use crate::validate;
-use crate::wire::{self, MembershipCall, Who};
+use crate::wire::{self, Who};
 
 /// Numbers clients, so a user knows which client registered its session.
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
@@ -63,11 +63,7 @@ impl Client {
         properties: Option<&Map<String, Value>>,
         category: Option<&str>,
     ) -> Result<()> {
-        let properties = match properties {
-            Some(map) => wire::Properties::Map(map),
-            None => wire::Properties::None,
-        };
-        self.user_track_with(user, event_name, properties, category)
+        self.user_track_with(user, event_name, properties.into(), category)
     }
 
     /// As [`user_track`](Self::user_track), with the properties as JSON text.
@@ -122,11 +118,7 @@ impl Client {
     /// As [`set_group`](Self::set_group), for `user`'s group context.
     pub fn user_set_group(&self, user: &User, group_key: &str, group_id: &str) -> Result<()> {
         self.user_membership(user, group_key, || {
-            validate::name(group_id, "group_id")?;
-            Ok(MembershipOp::Set {
-                key: group_key.to_string(),
-                ids: vec![group_id.to_string()],
-            })
+            MembershipOp::set_one(group_key, group_id)
         })
     }
 
@@ -138,29 +130,19 @@ impl Client {
         group_ids: &[S],
     ) -> Result<()> {
         self.user_membership(user, group_key, || {
-            super::set_groups_op(group_key, group_ids)
+            MembershipOp::set_many(group_key, group_ids)
         })
     }
 
     /// As [`add_group`](Self::add_group), for `user`'s group context.
     pub fn user_add_group(&self, user: &User, group_key: &str, group_id: &str) -> Result<()> {
-        self.user_membership(user, group_key, || {
-            validate::name(group_id, "group_id")?;
-            Ok(MembershipOp::Add {
-                key: group_key.to_string(),
-                id: group_id.to_string(),
-            })
-        })
+        self.user_membership(user, group_key, || MembershipOp::add(group_key, group_id))
     }
 
     /// As [`remove_group`](Self::remove_group), for `user`'s group context.
     pub fn user_remove_group(&self, user: &User, group_key: &str, group_id: &str) -> Result<()> {
         self.user_membership(user, group_key, || {
-            validate::name(group_id, "group_id")?;
-            Ok(MembershipOp::Remove {
-                key: group_key.to_string(),
-                id: group_id.to_string(),
-            })
+            MembershipOp::remove(group_key, group_id)
         })
     }
 
@@ -182,7 +164,7 @@ impl Client {
         self.for_user(user, false, |who, _| {
             validate::name(group_key, "group_key")?;
             let op = op()?;
-            Ok((vec![plain_membership(who, &op)], Change::Groups(op)))
+            Ok((vec![membership_request(who, &op)], Change::Groups(op)))
         })
     }
 
@@ -264,15 +246,6 @@ enum Change<'a> {
     None,
     DistinctId(&'a str),
     Groups(MembershipOp),
-}
-
-fn plain_membership(who: &Who, op: &MembershipOp) -> Request {
-    let (path, body) = match op {
-        MembershipOp::Set { key, ids } => wire::membership(who, key, MembershipCall::Set(ids)),
-        MembershipOp::Add { key, id } => wire::membership(who, key, MembershipCall::Add(id)),
-        MembershipOp::Remove { key, id } => wire::membership(who, key, MembershipCall::Remove(id)),
-    };
-    plain(path, body)
 }
 
 impl Shared {
