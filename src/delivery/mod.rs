@@ -127,6 +127,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether an item with `path` and `tag` may go in a batch with others:
+    /// events, and in lanes that allow it, untagged session registrations.
+    fn joins_batches(&self, path: &str, tag: Tag) -> bool {
+        path == wire::path::EVENT
+            || (self.registrations_join_batches && path == wire::path::SESSION && tag == Tag::None)
+    }
+
     /// An enqueue time that makes an item due at once: it was left by an
     /// earlier run, or has waited behind a backlog.
     fn due_now(&self) -> Instant {
@@ -208,9 +215,6 @@ struct Item {
     seq: u64,
     path: Cow<'static, str>,
     body: Arc<[u8]>,
-    is_event: bool,
-    /// A session registration (`/api/sdk/track`).
-    is_session: bool,
     tag: Tag,
     enqueued: Instant,
     first_failure: Option<Instant>,
@@ -232,8 +236,6 @@ impl Item {
         let path = stored_path(stored.path);
         Item {
             seq: stored.seq,
-            is_event: path == wire::path::EVENT,
-            is_session: path == wire::path::SESSION,
             path,
             body: stored.body.into(),
             tag,
@@ -573,7 +575,6 @@ impl Drop for Delivery {
 impl Shared {
     /// Queues one item (a new request, or one adopted from an ended process).
     fn push(&self, path: Cow<'static, str>, body: Arc<[u8]>, tag: Tag, enqueued: Instant) {
-        let is_event = path == wire::path::EVENT;
         let mut q = self.queue.lock();
         q.last_seq += 1;
         let seq = q.last_seq;
@@ -583,10 +584,7 @@ impl Shared {
         // while it is sending (it looks again when the answer is in) or
         // waiting out a backoff: a wake per call would cost a context switch
         // per call, and the caller's time.
-        let joins = is_event
-            || (self.config.registrations_join_batches
-                && path == wire::path::SESSION
-                && tag == Tag::None);
+        let joins = self.config.joins_batches(&path, tag);
         q.tail_events = if joins { q.tail_events + 1 } else { 0 };
         let worker_can_act = q.in_flight == 0 && q.not_before.is_none_or(|t| t <= enqueued);
         let wake = worker_can_act
@@ -612,9 +610,7 @@ impl Shared {
         } else {
             q.push_head(Item {
                 seq,
-                is_session: path == wire::path::SESSION,
                 path,
-                is_event,
                 body,
                 tag,
                 enqueued,
@@ -837,10 +833,7 @@ fn next_batch(q: &mut Queue, config: &Config, split_limit: Option<usize>, now: I
     let Some(front) = q.items.front() else {
         return Next::Wait(None);
     };
-    let joins = |item: &Item| {
-        item.is_event
-            || (config.registrations_join_batches && item.is_session && item.tag == Tag::None)
-    };
+    let joins = |item: &Item| config.joins_batches(&item.path, item.tag);
     if !joins(front) {
         return Next::Send(1);
     }
