@@ -167,19 +167,6 @@ impl<T> RwLock<T> {
     pub fn write(&self) -> sync::RwLockWriteGuard<'_, T> {
         self.0.write().unwrap_or_else(PoisonError::into_inner)
     }
-
-    pub fn try_read(&self) -> Option<sync::RwLockReadGuard<'_, T>> {
-        match self.0.try_read() {
-            Ok(g) => Some(g),
-            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        }
-    }
-
-    /// Tries until `deadline`; `None` if a writer still holds it then.
-    pub fn try_read_until(&self, deadline: Instant) -> Option<sync::RwLockReadGuard<'_, T>> {
-        poll_until(deadline, || self.try_read())
-    }
 }
 
 fn poll_until<G>(deadline: Instant, mut attempt: impl FnMut() -> Option<G>) -> Option<G> {

@@ -105,14 +105,14 @@ impl Lanes {
             .fold(true, |all, ok| all & ok)
     }
 
-    /// As [`Delivery::shutdown`], for every lane, within one `timeout`.
+    /// As [`Delivery::shutdown`], for every lane, within one `timeout`
+    /// (each flushes first; the others keep sending meanwhile).
     pub fn shutdown(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let _starting = self.starting.lock(); // no lane starts after this
-        let flushed = self.flush(timeout);
         self.all()
             .map(|lane| lane.shutdown(deadline.saturating_duration_since(Instant::now())))
-            .fold(flushed, |all, ok| all & ok)
+            .fold(true, |all, ok| all & ok)
     }
 
     pub fn persist_by(&self, deadline: Instant) {
