@@ -11,7 +11,7 @@ import json
 import math
 import os
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
 
 from ._lib import ERROR_CALLBACK, LibraryNotFoundError, load
 from ._version import __version__
@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 JsonValue = Any
+_H = TypeVar("_H", bound="_Handle")
 Properties = Mapping[str, JsonValue]
 
 
@@ -389,20 +390,17 @@ def get_groups() -> Dict[str, List[str]]:
     return json.loads(text)  # type: ignore[arg-type]
 
 
-class Group:
-    """Profile operations on one group; get one from :func:`get_group`. The
-    handle is freed when the object is collected, closed, or leaves a
-    ``with`` block. It has no effect on event attribution."""
+class _Handle:
+    """A library handle, freed once: by :meth:`close`, on leaving a ``with``
+    block, or when the object is collected."""
 
-    def __init__(self, handle: int, group_key: str, group_id: str) -> None:
+    __slots__ = ("_handle",)
+    _FREE = ""  # the C function that frees it
+
+    def __init__(self, handle: int) -> None:
         self._handle: Optional[int] = handle
-        self.group_key = group_key
-        self.group_id = group_id
 
-    def __repr__(self) -> str:
-        return f"Group({self.group_key!r}, {self.group_id!r})"
-
-    def __enter__(self) -> "Group":
+    def __enter__(self: _H) -> _H:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -412,10 +410,27 @@ class Group:
         self.close()
 
     def close(self) -> None:
-        """Frees the handle; later calls raise InvalidArgumentError."""
+        """Frees the handle; later calls raise InvalidArgumentError. What was
+        sent through it is still delivered."""
         handle, self._handle = getattr(self, "_handle", None), None
         if handle:
-            load().trodo_group_free(handle)
+            getattr(load(), self._FREE)(handle)
+
+
+class Group(_Handle):
+    """Profile operations on one group; get one from :func:`get_group`. The
+    handle is freed when the object is collected, closed, or leaves a
+    ``with`` block. It has no effect on event attribution."""
+
+    _FREE = "trodo_group_free"
+
+    def __init__(self, handle: int, group_key: str, group_id: str) -> None:
+        super().__init__(handle)
+        self.group_key = group_key
+        self.group_id = group_id
+
+    def __repr__(self) -> str:
+        return f"Group({self.group_key!r}, {self.group_id!r})"
 
     def set(self, properties: Properties) -> None:
         """Sets (overwrites) properties on the group."""
@@ -564,17 +579,15 @@ class _UserPeople:
         _check(load().trodo_user_people_delete_user(self._user._handle))
 
 
-class User:
+class User(_Handle):
     """Calls on behalf of one user, for servers acting for many users at
     once; get one from :func:`for_user`. It never changes the process's
     current user. Events tracked through it carry its group context. The
     handle is freed when the object is collected, closed, or leaves a
     ``with`` block; it may be shared between threads."""
 
-    __slots__ = ("_handle",)
-
-    def __init__(self, handle: int) -> None:
-        self._handle: Optional[int] = handle
+    __slots__ = ()
+    _FREE = "trodo_user_free"
 
     @property
     def people(self) -> _UserPeople:
@@ -585,22 +598,6 @@ class User:
 
     def __repr__(self) -> str:
         return f"User({self.distinct_id!r})" if self._handle else "User(<closed>)"
-
-    def __enter__(self) -> "User":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Frees the handle; later calls raise InvalidArgumentError. What was
-        tracked through it is still sent."""
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle:
-            load().trodo_user_free(handle)
 
     @property
     def distinct_id(self) -> str:
