@@ -96,6 +96,15 @@ def deliver_all(trodo, counter, start: float, events: int = EVENTS) -> float:
     return total
 
 
+def deliver_all_python(client, counter, start: float, events: int = EVENTS) -> float:
+    """As :func:`deliver_all`, for a trodo-python client."""
+    client.flush()
+    wait_for(counter, events)
+    total = time.perf_counter() - start
+    client.shutdown()
+    return total
+
+
 def run_native(url: str, counter):
     import trodo_native as trodo
 
@@ -126,11 +135,7 @@ def run_python(url: str, counter, batched: bool):
             user.set_group("active_team", "team-%d" % (i // EVERY))
             user.get_group("company", "acme").set({"n": i})
     caller = time.perf_counter() - start
-    client.flush()
-    wait_for(counter, EVENTS)
-    total = time.perf_counter() - start
-    client.shutdown()
-    return caller, total
+    return caller, deliver_all_python(client, counter, start)
 
 
 def run_native_users(url: str, counter):
@@ -160,11 +165,7 @@ def run_python_users(url: str, counter, batched: bool):
     for i in range(USER_EVENTS):
         client.track("user-%d" % (i % USERS), "bench_event", PROPS)
     caller = time.perf_counter() - start
-    client.flush()
-    wait_for(counter, USER_EVENTS)
-    total = time.perf_counter() - start
-    client.shutdown()
-    return caller, total
+    return caller, deliver_all_python(client, counter, start, USER_EVENTS)
 
 
 def measure(fn, *args, runs: int = RUNS):
