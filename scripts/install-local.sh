@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 CARGO_C_VERSION=0.10.24
 # cargo-c treats a relative prefix as relative to itself: make it absolute.
 prefix=$(realpath -m "$1")
-if ! cargo cinstall --version 2>/dev/null | grep -q "cargo-c $CARGO_C_VERSION"; then
+if ! cargo cinstall --version 2>/dev/null | grep "cargo-c $CARGO_C_VERSION" >/dev/null; then
     printf '\n==> installing cargo-c %s (once; a few minutes)\n' "$CARGO_C_VERSION"
     cargo install --quiet --locked cargo-c --version "$CARGO_C_VERSION"
 fi

@@ -10,6 +10,9 @@
 #           pip install ./bindings/python likewise.
 # Ends with "N passed, 0 failed". Swift's install is tested by test-swift.sh.
 set -euo pipefail
+# Under pipefail, `cmd | grep -q` fails at random: grep exits at its first
+# match and cmd dies of SIGPIPE. These checks use `grep >/dev/null`, which
+# reads to the end.
 cd "$(dirname "$0")/.."
 repo=$PWD
 passed=0
@@ -35,7 +38,7 @@ lib=$prefix/lib
 for link in libtrodo.so libtrodo.so.0.1; do
     [ "$(readlink "$lib/$link")" = libtrodo.so.0.1.0 ] || fail "$link -> libtrodo.so.0.1.0"
 done
-readelf -d "$lib/libtrodo.so.0.1.0" | grep -q 'SONAME.*\[libtrodo\.so\.0\.1\]' || fail "soname"
+readelf -d "$lib/libtrodo.so.0.1.0" | grep 'SONAME.*\[libtrodo\.so\.0\.1\]' >/dev/null || fail "soname"
 ok "libtrodo.so.0.1.0 with soname libtrodo.so.0.1, and its symlinks"
 [ -f "$lib/libtrodo.a" ] || fail "libtrodo.a"
 ok "static library"
@@ -51,7 +54,7 @@ ok "CMake package"
 others=$(nm -D --defined-only "$lib/libtrodo.so" | awk '$2 ~ /^[TDBRVW]$/ && $3 !~ /^trodo_/ {print $3}')
 [ -z "$others" ] || fail "only trodo_* symbols are exported, also: $others"
 ok "only trodo_* symbols exported"
-readelf -S "$lib/libtrodo.so" | grep -q '\.symtab' && fail "the installed library is stripped"
+readelf -S "$lib/libtrodo.so" | grep '\.symtab' >/dev/null && fail "the installed library is stripped"
 ok "stripped: $(stat -c %s "$(readlink -f "$lib/libtrodo.so")") bytes"
 
 # A C program, from outside the checkout, found through pkg-config only.
@@ -61,13 +64,13 @@ cd "$work"
 export PKG_CONFIG_PATH=$lib/pkgconfig
 # shellcheck disable=SC2046 # pkg-config's output is a list of flags
 cc -Wall -Werror -o app app.c $(pkg-config --cflags --libs trodo) -Wl,-rpath,"$lib"
-./app "$work/s1" | grep -q works || fail "pkg-config build runs"
+./app "$work/s1" | grep works >/dev/null || fail "pkg-config build runs"
 ok "built with pkg-config, runs"
 # shellcheck disable=SC2046
 cc -Wall -Werror -o app-static app.c $(pkg-config --cflags trodo) \
     -Wl,-Bstatic -ltrodo -Wl,-Bdynamic $(pkg-config --static --libs trodo | sed 's/-ltrodo//')
-ldd app-static | grep -q libtrodo && fail "the static build does not need libtrodo.so"
-./app-static "$work/s2" | grep -q works || fail "static build runs"
+ldd app-static | grep libtrodo >/dev/null && fail "the static build does not need libtrodo.so"
+./app-static "$work/s2" | grep works >/dev/null || fail "static build runs"
 ok "linked statically with Libs.private, runs"
 cmake -S cmake -B cmake-build -DCMAKE_PREFIX_PATH="$prefix" >cmake.log 2>&1 || {
     cat cmake.log
@@ -77,7 +80,7 @@ cmake --build cmake-build >>cmake.log 2>&1 || {
     cat cmake.log
     fail "cmake --build"
 }
-./cmake-build/app "$work/s3" | grep -q works || fail "CMake build runs"
+./cmake-build/app "$work/s3" | grep works >/dev/null || fail "CMake build runs"
 ok "find_package(trodo) + trodo::trodo, runs"
 unset PKG_CONFIG_PATH
 cd "$repo"
@@ -93,14 +96,14 @@ case "$wheel" in
 *-cp38-abi3-linux_*.whl) ok "platform wheel $(basename "$wheel")" ;;
 *) fail "wheel tag: $(basename "$wheel")" ;;
 esac
-"$work/build-venv/bin/python" -m zipfile -l "$wheel" | grep -q 'trodo_native/libtrodo.abi3.so' ||
+"$work/build-venv/bin/python" -m zipfile -l "$wheel" | grep 'trodo_native/libtrodo.abi3.so' >/dev/null ||
     fail "the wheel holds the library"
 "$work/build-venv/bin/auditwheel" show "$wheel" >"$work/auditwheel.txt" 2>&1 || true
-grep -o 'manylinux_[0-9]*_[0-9]*_[a-z0-9_]*' "$work/auditwheel.txt" | head -n1 | grep -q . || {
+grep 'manylinux_[0-9]*_[0-9]*_[a-z0-9_]*' "$work/auditwheel.txt" >/dev/null || {
     cat "$work/auditwheel.txt"
     fail "auditwheel names a manylinux policy"
 }
-ok "auditwheel: $(grep -o '"manylinux_[0-9]*_[0-9]*_[a-z0-9_]*"' "$work/auditwheel.txt" | head -n1)"
+ok "auditwheel: $(grep -o -m1 '"manylinux_[0-9]*_[0-9]*_[a-z0-9_]*"' "$work/auditwheel.txt")"
 
 # Installed with no Rust on PATH and no TRODO_LIB, used from another folder.
 quickstart='
@@ -121,14 +124,14 @@ plain_path=/usr/local/bin:/usr/bin:/bin
 python3 -m venv "$work/user-venv"
 env -u TRODO_LIB PATH="$plain_path" "$work/user-venv/bin/python" -m pip install -q "$wheel"
 (cd "$work" && env -u TRODO_LIB PATH="$plain_path" "$work/user-venv/bin/python" -c "$quickstart") |
-    grep -q "from $work/user-venv/.*/trodo_native/libtrodo.abi3.so" || fail "the wheel's quick start"
+    grep "from $work/user-venv/.*/trodo_native/libtrodo.abi3.so" >/dev/null || fail "the wheel's quick start"
 ok "wheel installed without Rust or TRODO_LIB, quick start runs"
 
 python3 -m venv "$work/source-venv"
 "$work/source-venv/bin/python" -m pip install -q ./bindings/python
 rm -rf bindings/python/build bindings/python/*.egg-info
 (cd "$work" && env -u TRODO_LIB "$work/source-venv/bin/python" -c "$quickstart") |
-    grep -q "from $work/source-venv/" || fail "pip install ./bindings/python"
+    grep "from $work/source-venv/" >/dev/null || fail "pip install ./bindings/python"
 ok "pip install ./bindings/python builds the library into the package"
 
 echo "install: $passed passed, 0 failed"

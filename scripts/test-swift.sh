@@ -41,7 +41,7 @@ if [ ! -L "$root/usr/bin/swift" ] && [ ! -e "$root/usr/bin/swift" ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
     }
     # The Debian mirror this machine's apt already uses.
-    mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | grep -v security | head -n1)
+    mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | awk '!/security/ && !found {print; found = 1}')
     [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
     [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
     echo "making the Swift chroot in $root from $mirror (about a minute, about 3 GB)"

@@ -7,7 +7,7 @@
 # fails them. Needs the nightly toolchain with rust-src (added when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' ||
+rustup component list --toolchain nightly --installed 2>/dev/null | grep '^rust-src' >/dev/null ||
     rustup component add --toolchain nightly rust-src
 target=$(rustc -vV | sed -n 's/^host: //p')
 export TSAN_OPTIONS=halt_on_error=1
