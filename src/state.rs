@@ -288,7 +288,7 @@ fn storage_error(path: &Path, what: &str, e: &std::io::Error) -> Error {
 }
 
 /// Wakes a background writer when state changed; writes at most once per
-/// `interval`, so a change is on disk within about `interval`.
+/// `interval` (unless urged), so a change is on disk within about `interval`.
 pub struct Persister {
     signal: Arc<Signal>,
     thread: Option<JoinHandle<()>>,
@@ -296,6 +296,8 @@ pub struct Persister {
 
 struct Signal {
     dirty: AtomicBool,
+    /// Write now, without waiting out the interval.
+    urgent: AtomicBool,
     stop: AtomicBool,
     lock: Mutex<()>,
     cv: Condvar,
@@ -313,6 +315,15 @@ impl DirtyFlag {
             self.0.cv.notify_one();
         }
     }
+
+    /// Marks and has the writer write without waiting out its interval.
+    pub fn urge(&self) {
+        if !self.0.urgent.load(Ordering::Acquire) && !self.0.urgent.swap(true, Ordering::AcqRel) {
+            self.0.dirty.store(true, Ordering::Release);
+            let _g = self.0.lock.lock();
+            self.0.cv.notify_one();
+        }
+    }
 }
 
 impl Persister {
@@ -323,6 +334,7 @@ impl Persister {
     ) -> std::io::Result<Persister> {
         let signal = Arc::new(Signal {
             dirty: AtomicBool::new(false),
+            urgent: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             lock: Mutex::new(()),
             cv: Condvar::new(),
@@ -340,12 +352,19 @@ impl Persister {
                 if s.stop.load(Ordering::Acquire) {
                     return; // the owner writes the final state itself
                 }
+                s.urgent.store(false, Ordering::Release);
                 s.dirty.store(false, Ordering::Release);
                 // A panic in one write must not end persistence for good.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&write));
+                // The rest of the interval, even when marked meanwhile (a mark
+                // notifies): otherwise a busy caller gets a write, and an
+                // fsync, per few calls. Only stop or urge cuts it short.
+                let until = std::time::Instant::now() + interval;
                 let mut g = s.lock.lock();
-                if !s.stop.load(Ordering::Acquire) {
-                    s.cv.wait_for(&mut g, interval);
+                while !s.stop.load(Ordering::Acquire) && !s.urgent.load(Ordering::Acquire) {
+                    if s.cv.wait_until(&mut g, until).timed_out() {
+                        break;
+                    }
                 }
             })?;
         Ok(Persister {
@@ -380,6 +399,7 @@ impl Drop for Persister {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     fn temp_dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("trodo-state-{name}-{}", new_id()));
@@ -424,22 +444,65 @@ mod tests {
 
     #[test]
     fn persister_writes_soon_after_marking() {
-        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let c = count.clone();
-        let mut p = Persister::start(Duration::from_millis(5), move || {
-            c.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
+        let (mut p, count) = counting_persister(Duration::from_millis(5));
         let flag = p.flag();
         flag.mark();
-        for _ in 0..500 {
-            if count.load(Ordering::SeqCst) > 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        assert!(wait_for_count(&count, 1));
         assert_eq!(count.load(Ordering::SeqCst), 1);
         p.stop();
         flag.mark(); // harmless after stop
+    }
+
+    fn counting_persister(interval: Duration) -> (Persister, Arc<AtomicUsize>) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let p = Persister::start(interval, move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        (p, count)
+    }
+
+    fn wait_for_count(count: &AtomicUsize, n: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count.load(Ordering::SeqCst) < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    #[test]
+    fn persister_writes_at_most_once_per_interval_however_often_marked() {
+        let interval = Duration::from_millis(500);
+        let (mut p, count) = counting_persister(interval);
+        let flag = p.flag();
+        let start = Instant::now();
+        flag.mark();
+        assert!(wait_for_count(&count, 1));
+        while start.elapsed() < Duration::from_millis(300) {
+            flag.mark();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let allowed = 1 + (start.elapsed().as_millis() / interval.as_millis()) as usize;
+        let writes = count.load(Ordering::SeqCst);
+        assert!(writes <= allowed, "{writes} writes, at most {allowed}");
+        p.stop();
+    }
+
+    #[test]
+    fn urge_writes_without_waiting_out_the_interval() {
+        let (mut p, count) = counting_persister(Duration::from_secs(600));
+        let flag = p.flag();
+        flag.mark();
+        assert!(wait_for_count(&count, 1));
+        flag.mark(); // waits for the interval
+        flag.urge();
+        assert!(wait_for_count(&count, 2), "urged write came");
+        flag.urge();
+        assert!(wait_for_count(&count, 3), "a second urge works too");
+        p.stop();
     }
 }

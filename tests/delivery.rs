@@ -685,3 +685,43 @@ fn eight_threads_times_5000_events_through_failures_arrive_once_each() {
     assert_eq!(c.stats().unwrap().dropped(), 0);
     c.shutdown(WAIT).unwrap();
 }
+
+/// Records are written once per persist interval, but a burst that piles
+/// up more than half a megabyte is written at once.
+#[test]
+fn a_burst_is_written_without_waiting_out_the_persist_interval() {
+    let dir = temp_dir();
+    let c = Client::start(
+        SITE,
+        Options {
+            persist_interval: Duration::from_secs(600),
+            ..options(&dead_address(), &dir)
+        },
+    )
+    .unwrap();
+    let file_len = || std::fs::metadata(queue_file(&dir)).map_or(0, |m| m.len());
+    let wait_for_len = |at_least: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while file_len() < at_least {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    };
+    let before = file_len();
+    c.track("first", None, None).unwrap(); // written at once: the interval starts
+    assert!(wait_for_len(before + 1));
+    let written = file_len();
+    let filler = props(json!({ "filler": "x".repeat(10_000) }));
+    for _ in 0..60 {
+        c.track("big", filler.clone(), None).unwrap();
+    }
+    assert!(
+        wait_for_len(written + 512 * 1024),
+        "600 kB written long before the interval ends ({} bytes on disk)",
+        file_len()
+    );
+    c.shutdown(Duration::ZERO).ok();
+}

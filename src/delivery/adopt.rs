@@ -91,7 +91,7 @@ impl Shared {
         let due = self.config.due_now();
         let mut n = 0usize;
         let damaged = store::read_orphan(&segment, |item| {
-            self.push(stored_path(item.path), item.body.into(), Tag::None, due);
+            let _ = self.push(stored_path(item.path), item.body.into(), Tag::None, due);
             n += 1;
             if n.is_multiple_of(WRITE_EVERY) {
                 self.write_unwritten();

@@ -34,6 +34,12 @@ use transport::Transport;
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// After a failed read-back of spilled items, the worker tries again after this.
 const REFILL_RETRY: Duration = Duration::from_secs(1);
+/// Records not yet written beyond this are written at once, not at the
+/// writer's next interval.
+const WRITE_NOW_BYTES: usize = 512 * 1024;
+/// The largest write buffer kept for reuse: a larger one (the writer fell
+/// behind) is let go.
+const KEPT_WRITE_BUFFER: usize = 4 * WRITE_NOW_BYTES;
 
 /// What the core wants sent.
 #[derive(Debug, Clone)]
@@ -271,6 +277,9 @@ struct Queue {
     not_before: Option<Instant>,
     /// Records (items and done markers) not yet written.
     unwritten: Vec<u8>,
+    /// An empty buffer that takes `unwritten`'s place while it is written,
+    /// so the track path does not grow a new one from nothing each time.
+    spare: Vec<u8>,
     /// Enough of the file is done records: rewrite it (in `compact_if_due`).
     compact_due: bool,
     /// Consecutive events at the back of the queue.
@@ -384,6 +393,7 @@ impl Delivery {
             flush_through: 0,
             not_before: None,
             unwritten: Vec::new(),
+            spare: Vec::new(),
             compact_due: false,
             tail_events: 0,
             discard_through: 0,
@@ -442,13 +452,16 @@ impl Delivery {
 
     /// Queues a request; returns at once (after the disk write with `sync`).
     pub fn enqueue(&self, request: Request) {
-        self.shared.push(
+        let large = self.shared.push(
             Cow::Borrowed(request.path),
             request.body.into(),
             request.tag,
             Instant::now(),
         );
         self.shared.persist_soon();
+        if large {
+            self.shared.write_now();
+        }
     }
 
     /// Waits until everything enqueued before this call, and everything
@@ -574,7 +587,9 @@ impl Drop for Delivery {
 
 impl Shared {
     /// Queues one item (a new request, or one adopted from an ended process).
-    fn push(&self, path: Cow<'static, str>, body: Arc<[u8]>, tag: Tag, enqueued: Instant) {
+    /// Queues an item; true when the records not yet written have grown
+    /// past [`WRITE_NOW_BYTES`].
+    fn push(&self, path: Cow<'static, str>, body: Arc<[u8]>, tag: Tag, enqueued: Instant) -> bool {
         let mut q = self.queue.lock();
         q.last_seq += 1;
         let seq = q.last_seq;
@@ -620,6 +635,7 @@ impl Shared {
         let before = q.stats.dropped_queue_full;
         let dropped_tags = self.enforce_bounds(&mut q);
         let dropped = q.stats.dropped_queue_full - before;
+        let large = q.unwritten.len() >= WRITE_NOW_BYTES;
         drop(q);
         if wake {
             self.work.notify_one();
@@ -633,6 +649,7 @@ impl Shared {
                 self.config.max_queue_items, self.config.max_queue_bytes
             ));
         }
+        large
     }
 
     /// Appends the unwritten records and syncs them. On failure they are
@@ -640,21 +657,33 @@ impl Shared {
     /// Returns whether they were written.
     fn write_unwritten(&self) -> bool {
         let taken = self.store.append_with(
-            || std::mem::take(&mut self.queue.lock().unwritten),
+            || {
+                let mut q = self.queue.lock();
+                let spare = std::mem::take(&mut q.spare);
+                std::mem::replace(&mut q.unwritten, spare)
+            },
             true,
             None,
         );
-        if let Err((mut bytes, e)) = taken {
-            let mut q = self.queue.lock();
-            bytes.extend_from_slice(&q.unwritten);
-            q.unwritten = bytes;
-            drop(q);
-            self.diag.report(format!(
-                "queue write failed (the records are kept in memory and written again later): {e}"
-            ));
-            return false;
+        match taken {
+            Ok(mut bytes) => {
+                if bytes.capacity() <= KEPT_WRITE_BUFFER {
+                    bytes.clear();
+                    self.queue.lock().spare = bytes;
+                }
+                true
+            }
+            Err((mut bytes, e)) => {
+                let mut q = self.queue.lock();
+                bytes.extend_from_slice(&q.unwritten);
+                q.unwritten = bytes;
+                drop(q);
+                self.diag.report(format!(
+                    "queue write failed (the records are kept in memory and written again later): {e}"
+                ));
+                false
+            }
         }
-        true
     }
 
     /// Drops the oldest items not in flight while over a bound, first from
@@ -788,6 +817,15 @@ impl Shared {
     /// Unwritten records go to disk now with sync durability, else within
     /// persist_interval through the writer thread, which also compacts when
     /// due (never the caller's thread: a compaction copies the backlog).
+    /// Has the writer write without waiting out its interval: a burst of
+    /// calls then reuses one buffer of about this size instead of growing a
+    /// new one, page by page, for each interval.
+    fn write_now(&self) {
+        if let Some(flag) = self.dirty.get() {
+            flag.urge();
+        }
+    }
+
     fn persist_soon(&self) {
         if self.config.sync {
             self.write_unwritten();

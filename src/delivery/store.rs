@@ -106,21 +106,21 @@ pub struct QueueStore {
 }
 
 pub fn encode_item(seq: u64, path: &str, body: &[u8], out: &mut Vec<u8>) {
-    let mut payload = Vec::with_capacity(11 + path.len() + body.len());
-    payload.push(b'I');
-    payload.extend_from_slice(&seq.to_le_bytes());
-    payload.extend_from_slice(&(path.len() as u16).to_le_bytes());
-    payload.extend_from_slice(path.as_bytes());
-    payload.extend_from_slice(body);
-    frame(&payload, out);
+    framed(out, |out| {
+        out.push(b'I');
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&(path.len() as u16).to_le_bytes());
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(body);
+    });
 }
 
 pub fn encode_done(from: u64, to: u64, out: &mut Vec<u8>) {
-    let mut payload = Vec::with_capacity(17);
-    payload.push(b'D');
-    payload.extend_from_slice(&from.to_le_bytes());
-    payload.extend_from_slice(&to.to_le_bytes());
-    frame(&payload, out);
+    framed(out, |out| {
+        out.push(b'D');
+        out.extend_from_slice(&from.to_le_bytes());
+        out.extend_from_slice(&to.to_le_bytes());
+    });
 }
 
 /// The size on disk of an item record.
@@ -129,9 +129,20 @@ pub fn item_record_len(path: &str, body: &[u8]) -> u64 {
 }
 
 fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    framed(out, |out| out.extend_from_slice(payload));
+}
+
+/// Appends the record whose payload `write` appends, framed: the payload is
+/// written in place and its length and checksum filled in after, so the
+/// caller's track path copies its body once and allocates nothing.
+fn framed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    write(out);
+    let payload = &out[start + 8..];
+    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn storage(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
@@ -479,20 +490,21 @@ impl QueueStore {
     #[cfg(test)]
     pub fn append(&self, bytes: &[u8], sync: bool) -> std::io::Result<()> {
         self.append_with(|| bytes.to_vec(), sync, None)
+            .map(drop)
             .map_err(|(_, e)| e)
     }
 
     /// Appends the records `take` hands over, taken while the file is held so
-    /// that concurrent writers append in the order they took. On failure the
-    /// bytes are returned so that the caller can keep them. With a
-    /// `deadline`, gives up (`TimedOut`, nothing taken) rather than wait
-    /// past it for the file.
+    /// that concurrent writers append in the order they took. Returns the
+    /// bytes either way: on failure so that the caller can keep them, on
+    /// success so that it can reuse their buffer. With a `deadline`, gives
+    /// up (`TimedOut`, nothing taken) rather than wait past it for the file.
     pub fn append_with(
         &self,
         take: impl FnOnce() -> Vec<u8>,
         sync: bool,
         deadline: Option<std::time::Instant>,
-    ) -> std::result::Result<(), (Vec<u8>, std::io::Error)> {
+    ) -> std::result::Result<Vec<u8>, (Vec<u8>, std::io::Error)> {
         let guard = match deadline {
             None => Some(self.file.lock()),
             Some(d) => self.file.try_lock_until(d),
@@ -502,16 +514,19 @@ impl QueueStore {
         };
         let bytes = take();
         let Some(file) = guard.file.as_mut() else {
-            return Ok(()); // closed at shutdown: a late writer changes nothing
+            return Ok(bytes); // closed at shutdown: a late writer changes nothing
         };
         if bytes.is_empty() {
-            return Ok(());
+            return Ok(bytes);
         }
         let written = file
             .seek(SeekFrom::End(0))
             .and_then(|_| file.write_all(&bytes))
             .and_then(|_| if sync { file.sync_data() } else { Ok(()) });
-        written.map_err(|e| (bytes, e))
+        match written {
+            Ok(()) => Ok(bytes),
+            Err(e) => Err((bytes, e)),
+        }
     }
 
     /// Reads back the spilled items `wanted` (ascending seqs) from the cursor
