@@ -686,6 +686,37 @@ fn eight_threads_times_5000_events_through_failures_arrive_once_each() {
     c.shutdown(WAIT).unwrap();
 }
 
+/// The delivery worker yields to the program it serves: nice 10, and
+/// SCHED_BATCH so that its wake-ups do not preempt a caller.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_delivery_worker_runs_at_nice_10_and_sched_batch() {
+    let server = FakeTrodo::start();
+    let dir = temp_dir();
+    let c = Client::start(SITE, options(server.url(), &dir)).unwrap();
+    c.track("e", None, None).unwrap();
+    c.flush(WAIT).unwrap(); // the worker has run
+    let mut workers = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != "trodo-delivery" {
+            continue;
+        }
+        // Fields after the name, from field 3 (state): 19 is nice, 41 policy.
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        assert_eq!(fields[19 - 3], "10", "nice");
+        assert_eq!(fields[41 - 3], libc::SCHED_BATCH.to_string(), "policy");
+        workers += 1;
+    }
+    assert!(workers >= 1, "found the worker thread");
+    c.shutdown(WAIT).unwrap();
+}
+
 /// Records are written once per persist interval, but a burst that piles
 /// up more than half a megabyte is written at once.
 #[test]
