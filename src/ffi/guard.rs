@@ -23,6 +23,15 @@ fn set_last_error(message: &str) {
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
 }
 
+/// No allocation when it is already empty: every successful call clears it.
+fn clear_last_error() {
+    LAST_ERROR.with(|e| {
+        if !e.borrow().is_empty() {
+            *e.borrow_mut() = CString::default();
+        }
+    });
+}
+
 /// This thread's last error message; valid until its next `trodo_*` call.
 pub fn last_error_ptr() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
@@ -39,7 +48,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `f`, catching panics and recording the error, if any.
 fn run<T>(f: impl FnOnce() -> Result<T>) -> std::result::Result<T, TrodoStatus> {
-    set_last_error("");
+    clear_last_error();
     let result = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(Error { kind, message })) => {
