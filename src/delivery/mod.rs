@@ -37,9 +37,10 @@ const REFILL_RETRY: Duration = Duration::from_secs(1);
 /// Records not yet written beyond this are written at once, not at the
 /// writer's next interval.
 const WRITE_NOW_BYTES: usize = 512 * 1024;
-/// The largest write buffer kept for reuse: a larger one (the writer fell
-/// behind) is let go.
-const KEPT_WRITE_BUFFER: usize = 4 * WRITE_NOW_BYTES;
+/// The largest write buffer kept for reuse (one that reached
+/// `WRITE_NOW_BYTES` has about twice that capacity); a larger one (the
+/// writer fell behind) is let go.
+const KEPT_WRITE_BUFFER: usize = 2 * WRITE_NOW_BYTES;
 
 /// What the core wants sent.
 #[derive(Debug, Clone)]
