@@ -10,12 +10,18 @@ scripts/bench.sh), both against the same loopback server, two workloads:
 Timed on the caller side and until the server has every event. Prints rows
 of the benchmark table.
 
+The loopback server stands in for Trodo's, which runs on other machines: it
+is kept on one CPU (the last) so that its work for whichever SDK is sending
+does not run on the caller's CPU, for both SDKs alike. ``--shared-cpus``
+lets it run anywhere, as before the fifth session.
+
 Run through scripts/bench.sh (it builds the library and sets up the venv).
 """
 
 import gzip
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -31,9 +37,20 @@ USER_EVENTS = 20000
 PROPS = {"plan": "pro", "seats": 12, "trial": False, "source": "bench", "ratio": 0.5}
 
 
-def serve(port, counter) -> None:
+def server_cpu():
+    """The CPU the server is kept on, or None: with --shared-cpus, with a
+    single CPU, or where affinity cannot be set."""
+    if "--shared-cpus" in sys.argv or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[-1] if len(cpus) >= 2 else None
+
+
+def serve(port, counter, cpu) -> None:
     """The loopback server, in its own process so it never competes with the
     SDK under test for a Python interpreter lock."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -70,7 +87,7 @@ def serve(port, counter) -> None:
 def start_server():
     port = multiprocessing.Value("i", 0)
     counter = multiprocessing.Value("q", 0)
-    proc = multiprocessing.Process(target=serve, args=(port, counter), daemon=True)
+    proc = multiprocessing.Process(target=serve, args=(port, counter, server_cpu()), daemon=True)
     proc.start()
     while port.value == 0:
         time.sleep(0.01)
@@ -230,6 +247,8 @@ def run_bare_ctypes(url: str, counter):
 
 
 def main() -> None:
+    cpu = server_cpu()
+    row("side by side: loopback server kept on CPU", "none (shared)" if cpu is None else str(cpu))
     if "--server-mode" in sys.argv:
         return server_mode()
     encode = encode_floor()
