@@ -588,8 +588,8 @@ impl Drop for Delivery {
 
 impl Shared {
     /// Queues one item (a new request, or one adopted from an ended process).
-    /// Queues an item; true when the records not yet written have grown
-    /// past [`WRITE_NOW_BYTES`].
+    /// True when the records not yet written have grown past
+    /// [`WRITE_NOW_BYTES`].
     fn push(&self, path: Cow<'static, str>, body: Arc<[u8]>, tag: Tag, enqueued: Instant) -> bool {
         let mut q = self.queue.lock();
         q.last_seq += 1;
@@ -815,18 +815,18 @@ impl Shared {
         q.compact_due |= self.store.add_dead(dead, q.bytes);
     }
 
-    /// Unwritten records go to disk now with sync durability, else within
-    /// persist_interval through the writer thread, which also compacts when
-    /// due (never the caller's thread: a compaction copies the backlog).
     /// Has the writer write without waiting out its interval: a burst of
-    /// calls then reuses one buffer of about this size instead of growing a
-    /// new one, page by page, for each interval.
+    /// calls then reuses one buffer of about `WRITE_NOW_BYTES` instead of
+    /// growing a new one, page by page, for each interval.
     fn write_now(&self) {
         if let Some(flag) = self.dirty.get() {
             flag.urge();
         }
     }
 
+    /// Unwritten records go to disk now with sync durability, else within
+    /// persist_interval through the writer thread, which also compacts when
+    /// due (never the caller's thread: a compaction copies the backlog).
     fn persist_soon(&self) {
         if self.config.sync {
             self.write_unwritten();
