@@ -428,11 +428,15 @@ impl Client {
         let mut inner = self.shared.open()?;
         inner.state.opt_out = opted_out;
         self.shared.gate.write().opt_out = opted_out;
-        if opted_out {
-            self.delivery.discard_all();
-        }
+        let dropped = match opted_out {
+            true => self.delivery.discard_all(),
+            false => delivery::Dropped::default(),
+        };
         // The caller asked for this setting to survive a restart: write now.
-        self.shared.save_now(&mut inner)
+        let saved = self.shared.save_now(&mut inner);
+        drop(inner);
+        self.delivery.settle(dropped);
+        saved
     }
 
     pub fn is_opted_out(&self) -> Result<bool> {
@@ -457,6 +461,19 @@ impl Client {
         &self,
         f: impl FnOnce(&Shared, &mut Inner, &mut Vec<Request>) -> Result<bool>,
     ) -> Result<()> {
+        let mut dropped = delivery::Dropped::default();
+        let result = self.mutate_locked(f, &mut dropped);
+        // Told only now, with the state unlocked: the core's answer handler
+        // takes that lock.
+        self.delivery.settle(dropped);
+        result
+    }
+
+    fn mutate_locked(
+        &self,
+        f: impl FnOnce(&Shared, &mut Inner, &mut Vec<Request>) -> Result<bool>,
+        dropped: &mut delivery::Dropped,
+    ) -> Result<()> {
         let s = &*self.shared;
         let mut inner = s.open()?;
         let mut out = Vec::with_capacity(2);
@@ -474,7 +491,7 @@ impl Client {
         }
         let changes_state = f(s, &mut inner, &mut out)?;
         for r in out {
-            self.delivery.enqueue(r);
+            dropped.merge(self.delivery.enqueue(r));
         }
         if changes_state {
             match s.options.durability {

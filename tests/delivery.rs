@@ -758,3 +758,54 @@ fn a_burst_is_written_without_waiting_out_the_persist_interval() {
     );
     c.shutdown(Duration::ZERO).ok();
 }
+
+/// Runs `f` on its own thread and fails if it has not returned within `WAIT`
+/// (a deadlock fails the test instead of hanging the suite).
+fn returns_within_wait<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(f());
+    });
+    receive
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("{what} did not return within {WAIT:?} (deadlock?)"))
+}
+
+#[test]
+fn opting_out_with_an_identify_queued_returns_and_drops_it() {
+    let dir = temp_dir();
+    let c = start(&dead_address(), &dir);
+    c.identify("u").unwrap();
+    let c2 = c.clone();
+    returns_within_wait("set_opt_out(true) with an identify queued", move || {
+        c2.set_opt_out(true).unwrap()
+    });
+    let c3 = c.clone();
+    returns_within_wait("a call after the opt-out", move || {
+        c3.track("ignored", None, None).unwrap()
+    });
+    assert!(c.stats().unwrap().dropped_opted_out >= 1);
+    c.shutdown(Duration::ZERO).ok();
+}
+
+#[test]
+fn a_queue_overflow_that_drops_an_identify_returns() {
+    let dir = temp_dir();
+    let o = Options {
+        max_queue_items: 3,
+        ..options(&dead_address(), &dir)
+    };
+    let c = Client::start(SITE, o).unwrap();
+    c.identify("u").unwrap();
+    let c2 = c.clone();
+    returns_within_wait("track overflowing the queue past an identify", move || {
+        for i in 0..10 {
+            c2.track(&format!("o{i}"), None, None).unwrap();
+        }
+    });
+    let s = c.stats().unwrap();
+    assert!(s.dropped_queue_full >= 1, "{s:?}");
+    // The identify's answer will never come: its dropped id stays the one in use.
+    assert_eq!(c.distinct_id().unwrap(), "u");
+    c.shutdown(Duration::ZERO).ok();
+}

@@ -203,23 +203,24 @@ impl Client {
             return Ok(());
         }
         let lane = self.delivery.user_lane(u.lane_key)?;
+        let mut dropped = crate::delivery::Dropped::default();
         if registers && u.registered_with.load(Ordering::Acquire) != s.users.number {
             let mut registered = s.users.registered.lock();
             if registered.get(&u.session_id).is_none() {
                 let now = now_ms();
                 // Queued while the table is locked: another handle for this
                 // user that finds it registered queues behind it.
-                lane.enqueue(Request {
+                dropped.merge(lane.enqueue(Request {
                     path: wire::path::SESSION,
                     body: wire::server_session_registration(&who, now, now),
                     tag: Tag::None,
-                });
+                }));
                 registered.put(u.session_id.clone(), ());
             }
             u.registered_with.store(s.users.number, Ordering::Release);
         }
         for r in requests {
-            lane.enqueue(r);
+            dropped.merge(lane.enqueue(r));
         }
         match change {
             Change::None => {}
@@ -237,6 +238,8 @@ impl Client {
                 });
             }
         }
+        drop(gate);
+        lane.settle(dropped);
         Ok(())
     }
 }

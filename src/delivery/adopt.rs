@@ -90,14 +90,19 @@ impl Shared {
     fn adopt(&self, segment: Segment) -> Result<(), String> {
         let due = self.config.due_now();
         let mut n = 0usize;
+        let mut dropped = super::Dropped::default();
         let damaged = store::read_orphan(&segment, |item| {
-            let _ = self.push(stored_path(item.path), item.body.into(), Tag::None, due);
+            let (_, d) = self.push(stored_path(item.path), item.body.into(), Tag::None, due);
+            dropped.merge(d);
             n += 1;
             if n.is_multiple_of(WRITE_EVERY) {
                 self.write_unwritten();
             }
         })
-        .map_err(|e| format!("cannot be read: {e}"))?;
+        .map_err(|e| format!("cannot be read: {e}"));
+        // The adoption lock is the only one held here, and the core never takes it.
+        self.settle(dropped);
+        let damaged = damaged?;
         if !self.write_unwritten() {
             // Its items wait in memory here; the orphan stays until they are
             // written, so nothing is lost if this process dies first.

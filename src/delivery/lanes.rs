@@ -18,7 +18,7 @@ use crate::diag::Diagnostics;
 use crate::error::Result;
 use crate::sync::Mutex;
 
-use super::{Config, Delivery, OnComplete, Request, Stats};
+use super::{Config, Delivery, Dropped, OnComplete, Request, Stats};
 
 pub struct Lanes {
     main: Delivery,
@@ -68,9 +68,16 @@ impl Lanes {
         })
     }
 
-    /// Queues an app-mode request on the main lane.
-    pub fn enqueue(&self, request: Request) {
-        self.main.enqueue(request);
+    /// Queues an app-mode request on the main lane (see [`Delivery::enqueue`]).
+    pub fn enqueue(&self, request: Request) -> Dropped {
+        self.main.enqueue(request)
+    }
+
+    /// As [`Delivery::settle`]: every lane tells drops the same way.
+    pub fn settle(&self, dropped: Dropped) {
+        if !dropped.is_empty() {
+            self.main.settle(dropped);
+        }
     }
 
     /// The lane of the user whose lane key is `key`, started if this is its
@@ -121,10 +128,13 @@ impl Lanes {
         }
     }
 
-    pub fn discard_all(&self) {
+    /// As [`Delivery::discard_all`], for every lane.
+    pub fn discard_all(&self) -> Dropped {
+        let mut dropped = Dropped::default();
         for lane in self.all() {
-            lane.discard_all();
+            dropped.merge(lane.discard_all());
         }
+        dropped
     }
 
     /// The counts of every lane added up.

@@ -100,8 +100,40 @@ impl DropReason {
 }
 
 /// Told how a tagged request ended (on the delivery thread, or the thread
-/// whose call made the queue drop it).
+/// whose call made the queue drop it, once that call holds no lock).
 pub type OnComplete = Arc<dyn Fn(Tag, Outcome<'_>) + Send + Sync>;
+
+/// What a queue operation on a caller's thread dropped: the tagged requests
+/// whose end the core must hear of, and the reports for the error callback.
+/// The queue itself calls nobody; the caller hands this to
+/// [`Delivery::settle`] once it holds no lock, so no drop can re-enter a
+/// lock the caller holds (an opt-out or an overflow dropping a queued
+/// identify used to deadlock that way).
+#[must_use = "what was dropped must be told once no lock is held (Delivery::settle)"]
+#[derive(Debug, Default)]
+pub struct Dropped {
+    tags: Vec<(Tag, DropReason)>,
+    reports: Vec<String>,
+}
+
+impl Dropped {
+    fn tags(tags: Vec<Tag>, reason: DropReason) -> Dropped {
+        Dropped {
+            tags: tags.into_iter().map(|t| (t, reason)).collect(),
+            reports: Vec::new(),
+        }
+    }
+
+    /// Adds `other`'s drops after this one's.
+    pub fn merge(&mut self, other: Dropped) {
+        self.tags.extend(other.tags);
+        self.reports.extend(other.reports);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.reports.is_empty()
+    }
+}
 
 /// Every delivery limit, from the options.
 #[derive(Debug, Clone)]
@@ -451,9 +483,10 @@ impl Delivery {
         })
     }
 
-    /// Queues a request; returns at once (after the disk write with `sync`).
-    pub fn enqueue(&self, request: Request) {
-        let large = self.shared.push(
+    /// Queues a request; returns at once (after the disk write with `sync`),
+    /// with what the queue bounds dropped to make room.
+    pub fn enqueue(&self, request: Request) -> Dropped {
+        let (large, dropped) = self.shared.push(
             Cow::Borrowed(request.path),
             request.body.into(),
             request.tag,
@@ -463,6 +496,13 @@ impl Delivery {
         if large {
             self.shared.write_now();
         }
+        dropped
+    }
+
+    /// Tells the core and the error callback what a call on the caller's
+    /// thread dropped. The caller must hold no lock of its own.
+    pub fn settle(&self, dropped: Dropped) {
+        self.shared.settle(dropped);
     }
 
     /// Waits until everything enqueued before this call, and everything
@@ -543,8 +583,9 @@ impl Delivery {
         );
     }
 
-    /// Discards everything queued and not in flight (opt-out).
-    pub fn discard_all(&self) {
+    /// Discards everything queued and not in flight (opt-out); returns it
+    /// for [`settle`](Self::settle).
+    pub fn discard_all(&self) -> Dropped {
         let s = &*self.shared;
         let mut q = s.queue.lock();
         q.discard_through = q.last_seq;
@@ -554,9 +595,7 @@ impl Delivery {
         drop(q);
         s.persist_soon();
         s.done.notify_all();
-        for tag in tags {
-            (s.on_complete)(tag, Outcome::Dropped(DropReason::OptedOut));
-        }
+        Dropped::tags(tags, DropReason::OptedOut)
     }
 
     pub fn stats(&self) -> Stats {
@@ -587,10 +626,26 @@ impl Drop for Delivery {
 }
 
 impl Shared {
+    fn settle(&self, dropped: Dropped) {
+        for (tag, reason) in dropped.tags {
+            (self.on_complete)(tag, Outcome::Dropped(reason));
+        }
+        for report in dropped.reports {
+            self.diag.report(report);
+        }
+    }
+
     /// Queues one item (a new request, or one adopted from an ended process).
-    /// True when the records not yet written have grown past
-    /// [`WRITE_NOW_BYTES`].
-    fn push(&self, path: Cow<'static, str>, body: Arc<[u8]>, tag: Tag, enqueued: Instant) -> bool {
+    /// Returns whether the records not yet written have grown past
+    /// [`WRITE_NOW_BYTES`], and what the queue bounds dropped (told by the
+    /// caller once it holds no lock).
+    fn push(
+        &self,
+        path: Cow<'static, str>,
+        body: Arc<[u8]>,
+        tag: Tag,
+        enqueued: Instant,
+    ) -> (bool, Dropped) {
         let mut q = self.queue.lock();
         q.last_seq += 1;
         let seq = q.last_seq;
@@ -641,16 +696,14 @@ impl Shared {
         if wake {
             self.work.notify_one();
         }
-        for tag in dropped_tags {
-            (self.on_complete)(tag, Outcome::Dropped(DropReason::QueueFull));
-        }
+        let mut out = Dropped::tags(dropped_tags, DropReason::QueueFull);
         if dropped > 0 {
-            self.diag.report(format!(
+            out.reports.push(format!(
                 "queue full (max_queue_items {} / max_queue_bytes {}): dropped the {dropped} oldest item(s) (queue_full)",
                 self.config.max_queue_items, self.config.max_queue_bytes
             ));
         }
-        large
+        (large, out)
     }
 
     /// Appends the unwritten records and syncs them. On failure they are
