@@ -809,3 +809,100 @@ fn a_queue_overflow_that_drops_an_identify_returns() {
     assert_eq!(c.distinct_id().unwrap(), "u");
     c.shutdown(Duration::ZERO).ok();
 }
+
+/// A small tmpfs mounted at a new directory, unmounted when dropped. None
+/// (with the reason printed) where mounting needs privileges this run lacks;
+/// in CI, which runs as root, that fails the test instead.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Option<SmallDisk> {
+        let dir = temp_dir();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
+            .args(["tmpfs", dir.to_str().unwrap()])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallDisk(dir)),
+            other => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "mounting a tmpfs failed in CI: {other:?}"
+                );
+                eprintln!("skipped: mounting a tmpfs needs root ({other:?})");
+                None
+            }
+        }
+    }
+
+    /// Fills the disk with a file until at most `free` bytes are left.
+    fn fill_leaving(&self, free: u64) -> std::path::PathBuf {
+        let filler = self.0.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![1u8; 4096];
+        loop {
+            // SAFETY: a zeroed statvfs filled by the call; the path is NUL-terminated.
+            let avail = unsafe {
+                let mut st: libc::statvfs = std::mem::zeroed();
+                let path = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
+                assert_eq!(libc::statvfs(path.as_ptr(), &mut st), 0);
+                st.f_bavail as u64 * st.f_frsize as u64
+            };
+            if avail <= free {
+                return filler;
+            }
+            use std::io::Write;
+            if f.write_all(&chunk).is_err() {
+                return filler;
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_disk_that_fills_during_an_offline_burst_loses_nothing_once_space_returns() {
+    let Some(disk) = SmallDisk::mount(4 << 20) else {
+        return;
+    };
+    let server = FakeTrodo::start();
+    // The server is down for the whole burst (every request fails, and the
+    // worker backs off), then comes back.
+    server.script(&vec![503; 100_000]);
+    let o = Options {
+        memory_queue_bytes: 8 * 1024,
+        max_queue_items: 100_000,
+        ..options(server.url(), &disk.0)
+    };
+    let c = Client::start(SITE, o).unwrap();
+    let filler = disk.fill_leaving(256 * 1024);
+    let pad = props(json!({"pad": "x".repeat(200)}));
+    for i in 0..6000 {
+        c.track(&format!("d{i}"), pad.clone(), None).unwrap();
+    }
+    assert!(
+        wait_until(WAIT, || c
+            .diagnostics()
+            .iter()
+            .any(|m| m.contains("queue write failed"))),
+        "the disk never filled: {:?}",
+        c.diagnostics()
+    );
+    std::fs::remove_file(filler).unwrap();
+    server.clear_script();
+    c.flush(WAIT).unwrap();
+    let s = c.stats().unwrap();
+    assert_eq!(s.dropped_unreadable, 0, "{s:?}");
+    assert_eq!(s.dropped(), 0, "{s:?}");
+    let expected: Vec<String> = (0..6000).map(|i| format!("d{i}")).collect();
+    assert_eq!(names(&server.events()), expected);
+    c.shutdown(WAIT).unwrap();
+}

@@ -226,22 +226,29 @@ fn take_wanted(
             break;
         };
         consumed += size;
-        let Record::Item { seq, path, body } = record else {
-            continue;
-        };
-        while *next < wanted.len() && wanted[*next] < seq {
-            *next += 1;
-        }
-        if wanted.get(*next) == Some(&seq) {
-            found.push(StoredItem {
-                seq,
-                path: path.to_string(),
-                body: body.to_vec(),
-            });
-            *next += 1;
-        }
+        want(Some(record), wanted, &mut *next, found);
     }
     Ok(consumed)
+}
+
+/// Takes `record` into `found` when it is the item `wanted[*next]`; an item
+/// past a wanted seq means that one is not there (skipped, for the caller
+/// to count).
+fn want(record: Option<Record<'_>>, wanted: &[u64], next: &mut usize, found: &mut Vec<StoredItem>) {
+    let Some(Record::Item { seq, path, body }) = record else {
+        return;
+    };
+    while *next < wanted.len() && wanted[*next] < seq {
+        *next += 1;
+    }
+    if wanted.get(*next) == Some(&seq) {
+        found.push(StoredItem {
+            seq,
+            path: path.to_string(),
+            body: body.to_vec(),
+        });
+        *next += 1;
+    }
 }
 
 /// Reads every intact record of `file` from `start` to its end, in order,
@@ -255,14 +262,31 @@ fn scan(
     start: u64,
     mut visit: impl FnMut(u64, u64, &[u8]),
 ) -> io::Result<Vec<(u64, u64)>> {
+    scan_while(file, start, |at, size, payload| {
+        visit(at, size, payload);
+        true
+    })
+    .map(|(damaged, _)| damaged)
+}
+
+/// As [`scan`], stopping after the first record for which `visit` returns
+/// false. Also returns the offset after the last record visited.
+fn scan_while(
+    file: &mut File,
+    start: u64,
+    mut visit: impl FnMut(u64, u64, &[u8]) -> bool,
+) -> io::Result<(Vec<(u64, u64)>, u64)> {
     let len = file.metadata()?.len();
     let (mut pos, mut damaged, mut payload) = (start, Vec::new(), Vec::new());
     while pos < len {
         file.seek(SeekFrom::Start(pos))?;
         let mut reader = BufReader::with_capacity(256 * 1024, (&mut *file).take(len - pos));
         while let Some((size, _)) = read_record(&mut reader, &mut payload)? {
-            visit(pos, size, &payload);
+            let more = visit(pos, size, &payload);
             pos += size;
+            if !more {
+                return Ok((damaged, pos));
+            }
         }
         if pos < len {
             let next = resync(file, pos + 1, len)?;
@@ -270,7 +294,7 @@ fn scan(
             pos = next;
         }
     }
-    Ok(damaged)
+    Ok((damaged, pos))
 }
 
 /// The first offset from `from` on where an intact record starts, or `len`.
@@ -519,13 +543,22 @@ impl QueueStore {
         if bytes.is_empty() {
             return Ok(bytes);
         }
+        let end = match file.seek(SeekFrom::End(0)) {
+            Ok(end) => end,
+            Err(e) => return Err((bytes, e)),
+        };
         let written = file
-            .seek(SeekFrom::End(0))
-            .and_then(|_| file.write_all(&bytes))
+            .write_all(&bytes)
             .and_then(|_| if sync { file.sync_data() } else { Ok(()) });
         match written {
             Ok(()) => Ok(bytes),
-            Err(e) => Err((bytes, e)),
+            Err(e) => {
+                // A write that failed part-way (a full disk) is cut back, so
+                // no torn record hides the records appended after it when
+                // the bytes are written again whole.
+                let _ = file.set_len(end);
+                Err((bytes, e))
+            }
         }
     }
 
@@ -544,9 +577,15 @@ impl QueueStore {
             return Ok(Vec::new());
         };
         let (mut next, mut found) = (0, Vec::with_capacity(wanted.len()));
-        file.seek(SeekFrom::Start(st.spill_cursor))?;
-        let mut reader = BufReader::with_capacity(256 * 1024, &mut *file);
-        st.spill_cursor += take_wanted(&mut reader, wanted, &mut next, &mut found)?;
+        if !wanted.is_empty() {
+            // Damage here (which a failed write no longer leaves) costs only
+            // the records it touches, as at start.
+            let (_, end) = scan_while(file, st.spill_cursor, |_, _, payload| {
+                want(parse(payload), wanted, &mut next, &mut found);
+                next < wanted.len()
+            })?;
+            st.spill_cursor = end;
+        }
         if next < wanted.len() {
             let mut result = Ok(0);
             pending(&mut |mut bytes: &[u8]| {
@@ -1062,6 +1101,24 @@ mod tests {
         assert_eq!((got, damaged), (vec![1, 2, 3, 4, 5, 8, 9, 10], 0));
         segment.remove();
         assert!(segments::stems(&d).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_running_reader_resyncs_past_a_torn_record_too() {
+        let d = dir();
+        let (store, _) = QueueStore::open_in(&d, 0).unwrap();
+        // A record torn part-way (as a failed write once left), then the
+        // same records again whole.
+        let whole = items(6);
+        let (_, end3) = record_span(&whole, 3);
+        let mut bytes = whole[..end3 + 5].to_vec();
+        bytes.extend_from_slice(&whole[end3..]);
+        store.append(&bytes, true).unwrap();
+        let found = store
+            .read_spilled(&[1, 2, 3, 4, 5, 6], |visit| visit(&[]))
+            .unwrap();
+        assert_eq!(seqs(&found), [1, 2, 3, 4, 5, 6]);
+        store.close(false);
     }
 
     fn seqs(items: &[StoredItem]) -> Vec<u64> {

@@ -91,3 +91,15 @@ pub fn names(events: &[Value]) -> Vec<String> {
         .map(|e| e["event_name"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Polls `done` every 10 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while !done() {
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}

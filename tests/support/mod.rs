@@ -189,6 +189,11 @@ impl FakeTrodo {
         self.state.0.lock().unwrap().script.extend(faults);
     }
 
+    /// Forgets the scripted answers not used yet: 200 from now on.
+    pub fn clear_script(&self) {
+        self.state.0.lock().unwrap().script.clear();
+    }
+
     /// Scripted answers not used yet.
     pub fn script_left(&self) -> usize {
         self.state.0.lock().unwrap().script.len()
