@@ -490,8 +490,14 @@ impl Client {
             return f(s, &mut scratch, &mut out).map(|_| ());
         }
         let changes_state = f(s, &mut inner, &mut out)?;
+        let mut durable = true;
         for r in out {
-            dropped.merge(self.delivery.enqueue(r));
+            let (d, ok) = self.delivery.enqueue(r);
+            dropped.merge(d);
+            durable &= ok;
+        }
+        if !durable {
+            return Err(not_durable());
         }
         if changes_state {
             match s.options.durability {
@@ -717,6 +723,16 @@ fn plain(path: &'static str, body: Value) -> Request {
         body: body.to_string().into_bytes(),
         tag: Tag::None,
     }
+}
+
+/// A `"sync"` call whose queue write failed: it is queued (and written when
+/// the disk allows), but not durable as asked.
+fn not_durable() -> Error {
+    Error::new(
+        ErrorKind::Storage,
+        "storage: the call is queued but could not be written to disk (\"durability\": \"sync\"); \
+         it is kept in memory and written when the disk allows",
+    )
 }
 
 fn timeout_error(what: &str, timeout: Duration) -> Error {

@@ -3,8 +3,8 @@
 //! the storage directory must not make libtrodo write elsewhere), and closed
 //! on `exec` (std's default), so a program it starts inherits none of them.
 
-use std::fs::OpenOptions;
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Options for opening a file in the storage directory: created 0600, and
@@ -29,4 +29,75 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
         b.mode(0o700);
     }
     b.create(dir)
+}
+
+/// Gives `file` at least `len` bytes of really allocated space (not a
+/// sparse hole), so that writes through a mapping of it cannot fail for want
+/// of disk space (which would raise `SIGBUS`).
+pub fn allocate(file: &File, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: a descriptor this File owns and two plain integers; the
+        // call returns an error number and touches no memory of ours.
+        let err = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+        if err == 0 {
+            return Ok(());
+        }
+        if err != libc::EOPNOTSUPP && err != libc::EINVAL {
+            return Err(io::Error::from_raw_os_error(err));
+        }
+    }
+    // Elsewhere (or where the file system cannot), zeros written for real.
+    let have = file.metadata()?.len();
+    if have < len {
+        let mut f = file;
+        f.seek(SeekFrom::Start(have))?;
+        let zeros = vec![0u8; 64 * 1024];
+        let mut left = len - have;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            f.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+    }
+    file.sync_data()
+}
+
+/// A shared writable mapping of part of a file: stores into it are in the
+/// page cache at once, and so survive the process.
+pub struct Mapped(memmap2::MmapMut);
+
+impl Mapped {
+    /// Maps `len` bytes of `file` from `offset`, which must be allocated
+    /// ([`allocate`]).
+    pub fn new(file: &File, offset: u64, len: usize) -> io::Result<Mapped> {
+        // SAFETY: memmap2 cannot rule out another process changing or
+        // truncating the file under the mapping, which would make reads
+        // race or fault. The file is one of our segment's, private to the
+        // user (0600), and only the process holding the segment's lock opens
+        // it while mapped (others wait for the lock before they fold it);
+        // its space is allocated first, so no store faults for want of disk.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(len)
+                .map_mut(file)?
+        };
+        Ok(Mapped(map))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
+    /// Writes the first `len` bytes back to the disk (msync).
+    pub fn sync_start(&self, len: usize) -> io::Result<()> {
+        self.0.flush_range(0, len.min(self.0.len()))
+    }
 }

@@ -423,10 +423,10 @@ fn a_head_that_memory_fills_before_flush_at_is_sent_without_waiting() {
 /// accepted may be lost: the records stay in memory, and what waits behind
 /// the head is read back from there. Making the node needs root (CI is).
 #[cfg(target_os = "linux")]
-#[test]
-fn when_every_queue_write_fails_nothing_accepted_is_lost() {
-    let server = FakeTrodo::start();
-    let dir = temp_dir();
+/// A queue file in `dir` that is /dev/full: every write to it fails. False
+/// (with the reason printed) where that needs privileges this run lacks; in
+/// CI, which runs as root, that fails the test instead.
+fn queue_file_on_dev_full(dir: &std::path::Path) -> bool {
     let node = std::ffi::CString::new(dir.join("queue.bin").to_str().unwrap()).unwrap();
     // SAFETY: a NUL-terminated path; makedev(1, 7) is /dev/full.
     let made = unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 7)) };
@@ -440,6 +440,34 @@ fn when_every_queue_write_fails_nothing_accepted_is_lost() {
             "skipped: mknod needs root ({})",
             std::io::Error::last_os_error()
         );
+    }
+    made == 0
+}
+
+#[test]
+fn a_sync_call_whose_write_fails_says_so_and_is_still_delivered() {
+    let server = FakeTrodo::start();
+    let dir = temp_dir();
+    if !queue_file_on_dev_full(&dir) {
+        return;
+    }
+    let o = Options {
+        durability: trodo::Durability::Sync,
+        ..options(server.url(), &dir)
+    };
+    let c = Client::start(SITE, o).unwrap();
+    let err = c.track("kept", None, None).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Storage, "{err:?}");
+    c.flush(WAIT).unwrap();
+    assert_eq!(names(&server.events()), ["kept"]);
+    c.shutdown(WAIT).ok();
+}
+
+#[test]
+fn when_every_queue_write_fails_nothing_accepted_is_lost() {
+    let server = FakeTrodo::start();
+    let dir = temp_dir();
+    if !queue_file_on_dev_full(&dir) {
         return;
     }
     let c = Client::start(SITE, small_memory(server.url(), &dir, 2048)).unwrap();
@@ -719,8 +747,8 @@ fn the_delivery_worker_runs_at_nice_10_and_sched_batch() {
     c.shutdown(WAIT).unwrap();
 }
 
-/// Records are written once per persist interval, but a burst that piles
-/// up more than half a megabyte is written at once.
+/// Records are written to the queue file once per persist interval, but a
+/// burst that fills half a journal half (256 KiB) is written at once.
 #[test]
 fn a_burst_is_written_without_waiting_out_the_persist_interval() {
     let dir = temp_dir();
@@ -752,8 +780,8 @@ fn a_burst_is_written_without_waiting_out_the_persist_interval() {
         c.track("big", filler.clone(), None).unwrap();
     }
     assert!(
-        wait_for_len(written + 512 * 1024),
-        "600 kB written long before the interval ends ({} bytes on disk)",
+        wait_for_len(written + 256 * 1024),
+        "most of 600 kB written long before the interval ends ({} bytes on disk)",
         file_len()
     );
     c.shutdown(Duration::ZERO).ok();

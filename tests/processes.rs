@@ -135,6 +135,43 @@ fn child_roles() {
             c.shutdown(WAIT).unwrap();
             writeln!(out, "@@done").unwrap();
         }
+        "burst" => {
+            // Batched durability with a persist interval longer than the
+            // test: only the journal can keep what the calls accepted.
+            let o = Options {
+                persist_interval: Duration::from_secs(600),
+                ..options(&api, &dir)
+            };
+            let c = Client::start(SITE, o).unwrap();
+            for i in 0..2000 {
+                c.track(&format!("burst{i}"), None, None).unwrap();
+            }
+            writeln!(out, "@@returned").unwrap();
+            out.flush().unwrap();
+            std::thread::sleep(DEADLINE); // killed long before this ends
+        }
+        "threads" => {
+            let o = Options {
+                persist_interval: Duration::from_secs(600),
+                ..options(&api, &dir)
+            };
+            let c = Client::start(SITE, o).unwrap();
+            let out = std::sync::Mutex::new(out);
+            std::thread::scope(|scope| {
+                for t in 0..4 {
+                    let (c, out) = (&c, &out);
+                    scope.spawn(move || {
+                        for i in 0.. {
+                            c.track(&format!("t{t}-{i}"), None, None).unwrap();
+                            // Each returned call, where the parent reads it.
+                            let mut out = out.lock().unwrap();
+                            writeln!(out, "@@{t} {i}").unwrap();
+                            out.flush().unwrap();
+                        }
+                    });
+                }
+            });
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -365,4 +402,62 @@ fn storage_is_private_and_symlinks_in_it_are_never_followed() {
         state.is_file(),
         "the link was replaced by a file of its own"
     );
+}
+
+/// Every event `kid` reported as returned, by thread, read to the end of its
+/// output (what it printed before the kill is still in the pipe).
+fn returned_by_thread(lines: Lines) -> HashMap<u64, u64> {
+    let mut last = HashMap::new();
+    for line in lines {
+        let (t, i) = line.split_once(' ').unwrap();
+        last.insert(t.parse().unwrap(), i.parse().unwrap());
+    }
+    last
+}
+
+#[test]
+fn a_process_killed_right_after_2000_calls_returned_loses_none_of_them() {
+    let dir = temp_dir();
+    let mut kid = child("burst", &dir, &dead_address(), &[]);
+    let mut lines = child_lines(&mut kid);
+    assert_eq!(lines.next().as_deref(), Some("returned"));
+    kid.kill().unwrap(); // SIGKILL, at once
+    wait_within(&mut kid, DEADLINE);
+
+    let server = FakeTrodo::start();
+    let c = start(server.url(), &dir);
+    c.flush(WAIT).unwrap();
+    let events = server.events();
+    assert_each_once(&events, "burst", 1999);
+    assert_eq!(events.len(), 2000);
+    c.shutdown(WAIT).unwrap();
+}
+
+#[test]
+fn four_threads_killed_at_a_random_moment_lose_no_call_that_returned() {
+    let dir = temp_dir();
+    let mut kid = child("threads", &dir, &dead_address(), &[]);
+    let mut lines = child_lines(&mut kid);
+    // Some calls first, then a random moment up to 300 ms later.
+    assert!(lines.next().is_some());
+    let pause = 50 + trodo::util::random_u64() % 250;
+    std::thread::sleep(Duration::from_millis(pause));
+    kid.kill().unwrap();
+    wait_within(&mut kid, DEADLINE);
+    let returned = returned_by_thread(lines);
+    assert_eq!(returned.len(), 4, "every thread tracked: {returned:?}");
+
+    let server = FakeTrodo::start();
+    let c = start(server.url(), &dir);
+    c.flush(WAIT).unwrap();
+    let events = server.events();
+    for (t, last) in &returned {
+        assert_each_once(&events, &format!("t{t}-"), *last);
+    }
+    let ids: HashSet<&str> = events
+        .iter()
+        .map(|e| e["insert_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), events.len(), "no insert_id twice");
+    c.shutdown(WAIT).unwrap();
 }

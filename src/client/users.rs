@@ -204,23 +204,28 @@ impl Client {
         }
         let lane = self.delivery.user_lane(u.lane_key)?;
         let mut dropped = crate::delivery::Dropped::default();
+        let mut durable = true;
         if registers && u.registered_with.load(Ordering::Acquire) != s.users.number {
             let mut registered = s.users.registered.lock();
             if registered.get(&u.session_id).is_none() {
                 let now = now_ms();
                 // Queued while the table is locked: another handle for this
                 // user that finds it registered queues behind it.
-                dropped.merge(lane.enqueue(Request {
+                let (d, ok) = lane.enqueue(Request {
                     path: wire::path::SESSION,
                     body: wire::server_session_registration(&who, now, now),
                     tag: Tag::None,
-                }));
+                });
+                dropped.merge(d);
+                durable &= ok;
                 registered.put(u.session_id.clone(), ());
             }
             u.registered_with.store(s.users.number, Ordering::Release);
         }
         for r in requests {
-            dropped.merge(lane.enqueue(r));
+            let (d, ok) = lane.enqueue(r);
+            dropped.merge(d);
+            durable &= ok;
         }
         match change {
             Change::None => {}
@@ -240,7 +245,10 @@ impl Client {
         }
         drop(gate);
         lane.settle(dropped);
-        Ok(())
+        match durable {
+            true => Ok(()),
+            false => Err(super::not_durable()),
+        }
     }
 }
 

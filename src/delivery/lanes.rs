@@ -69,7 +69,7 @@ impl Lanes {
     }
 
     /// Queues an app-mode request on the main lane (see [`Delivery::enqueue`]).
-    pub fn enqueue(&self, request: Request) -> Dropped {
+    pub fn enqueue(&self, request: Request) -> (Dropped, bool) {
         self.main.enqueue(request)
     }
 
@@ -154,6 +154,7 @@ impl Lanes {
             total.dropped_unreadable += s.dropped_unreadable;
             total.paused_until_ms = total.paused_until_ms.max(s.paused_until_ms);
             total.corrupt_bytes += s.corrupt_bytes;
+            total.memory_only_bytes += s.memory_only_bytes;
         }
         total
     }

@@ -5,11 +5,13 @@
 //! between, and failures follow the retry policy ([`policy`]).
 
 mod adopt;
+pub mod journal;
 pub mod lanes;
 pub mod policy;
 pub mod segments;
 pub mod store;
 pub mod transport;
+mod unwritten;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -29,6 +31,7 @@ use crate::wire;
 use policy::{RetryPolicy, Verdict};
 use store::{QueueStore, SpillRef, StoredItem};
 use transport::Transport;
+use unwritten::Unwritten;
 
 /// Largest batch body before compression (`trodo-wire.md`).
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
@@ -37,10 +40,6 @@ const REFILL_RETRY: Duration = Duration::from_secs(1);
 /// Records not yet written beyond this are written at once, not at the
 /// writer's next interval.
 const WRITE_NOW_BYTES: usize = 512 * 1024;
-/// The largest write buffer kept for reuse (one that reached
-/// `WRITE_NOW_BYTES` has about twice that capacity); a larger one (the
-/// writer fell behind) is let go.
-const KEPT_WRITE_BUFFER: usize = 2 * WRITE_NOW_BYTES;
 
 /// What the core wants sent.
 #[derive(Debug, Clone)]
@@ -204,6 +203,10 @@ pub struct Stats {
     /// Bytes of a damaged queue file that could not be read at start (moved
     /// to queue.corrupt and reported).
     pub corrupt_bytes: u64,
+    /// Bytes of records held in memory only (the journal was full, or could
+    /// not be made): not yet durable, they die with the process until the
+    /// writer has written them.
+    pub memory_only_bytes: u64,
 }
 
 impl Stats {
@@ -235,6 +238,7 @@ impl Stats {
             },
             "paused_until_ms": self.paused_until_ms,
             "corrupt_bytes": self.corrupt_bytes,
+            "memory_only_bytes": self.memory_only_bytes,
         })
     }
 
@@ -308,11 +312,9 @@ struct Queue {
     flush_through: u64,
     /// No request before this (backoff or a 429 pause).
     not_before: Option<Instant>,
-    /// Records (items and done markers) not yet written.
-    unwritten: Vec<u8>,
-    /// An empty buffer that takes `unwritten`'s place while it is written,
-    /// so the track path does not grow a new one from nothing each time.
-    spare: Vec<u8>,
+    /// Records (items and done markers) not yet in the queue file: in the
+    /// mapped journal, or in memory when it is full.
+    unwritten: Unwritten,
     /// Enough of the file is done records: rewrite it (in `compact_if_due`).
     compact_due: bool,
     /// Consecutive events at the back of the queue.
@@ -425,8 +427,7 @@ impl Delivery {
             last_seq: recovered.last_seq,
             flush_through: 0,
             not_before: None,
-            unwritten: Vec::new(),
-            spare: Vec::new(),
+            unwritten: Unwritten::new(recovered.journal),
             compact_due: false,
             tail_events: 0,
             discard_through: 0,
@@ -484,19 +485,21 @@ impl Delivery {
     }
 
     /// Queues a request; returns at once (after the disk write with `sync`),
-    /// with what the queue bounds dropped to make room.
-    pub fn enqueue(&self, request: Request) -> Dropped {
+    /// with what the queue bounds dropped to make room, and whether the
+    /// request is as durable as configured (false: `sync` asked for the
+    /// write and it failed; the request stays queued, and is written later).
+    pub fn enqueue(&self, request: Request) -> (Dropped, bool) {
         let (large, dropped) = self.shared.push(
             Cow::Borrowed(request.path),
             request.body.into(),
             request.tag,
             Instant::now(),
         );
-        self.shared.persist_soon();
+        let durable = self.shared.persist_soon();
         if large {
             self.shared.write_now();
         }
-        dropped
+        (dropped, durable)
     }
 
     /// Tells the core and the error callback what a call on the caller's
@@ -570,17 +573,7 @@ impl Delivery {
     /// Writes the records not yet on disk, giving up at `deadline` on the
     /// queue or the file if another thread holds them: for process exit.
     pub fn persist_by(&self, deadline: Instant) {
-        let s = &*self.shared;
-        let _ = s.store.append_with(
-            || {
-                s.queue
-                    .try_lock_until(deadline)
-                    .map(|mut q| std::mem::take(&mut q.unwritten))
-                    .unwrap_or_default()
-            },
-            true,
-            Some(deadline),
-        );
+        self.shared.write_unwritten_by(Some(deadline));
     }
 
     /// Discards everything queued and not in flight (opt-out); returns it
@@ -593,7 +586,7 @@ impl Delivery {
         let mut tags = s.drop_items(&mut q, at, n, DropReason::OptedOut);
         tags.extend(s.drop_spilled(&mut q, spilled, DropReason::OptedOut));
         drop(q);
-        s.persist_soon();
+        let _ = s.persist_soon(); // the discard marks are not the caller's records
         s.done.notify_all();
         Dropped::tags(tags, DropReason::OptedOut)
     }
@@ -604,6 +597,7 @@ impl Delivery {
         st.in_flight = q.in_flight as u64;
         st.queued = (q.len() - q.in_flight) as u64;
         st.queued_memory_bytes = q.head_bytes;
+        st.memory_only_bytes = q.unwritten.memory_bytes() as u64;
         st.queued_bytes = q.bytes
             - q.items
                 .iter()
@@ -662,7 +656,8 @@ impl Shared {
             && (q.len() == 0
                 || !joins
                 || q.tail_events.is_multiple_of(self.config.flush_at.max(1)));
-        store::encode_item(seq, &path, &body, &mut q.unwritten);
+        q.unwritten
+            .add(|out| store::encode_item(seq, &path, &body, out));
         q.bytes += body.len() as u64;
         // Once one item is spilled, every later one is too, so that the head
         // is always older than the spilled part.
@@ -691,7 +686,7 @@ impl Shared {
         let before = q.stats.dropped_queue_full;
         let dropped_tags = self.enforce_bounds(&mut q);
         let dropped = q.stats.dropped_queue_full - before;
-        let large = q.unwritten.len() >= WRITE_NOW_BYTES;
+        let large = q.unwritten.urgent(WRITE_NOW_BYTES);
         drop(q);
         if wake {
             self.work.notify_one();
@@ -706,38 +701,54 @@ impl Shared {
         (large, out)
     }
 
-    /// Appends the unwritten records and syncs them. On failure they are
-    /// kept, ahead of newer ones, for the next write, and it is reported.
-    /// Returns whether they were written.
+    /// Appends the unwritten records to the queue file and syncs them. On
+    /// failure they are kept, ahead of newer ones, for the next write, and
+    /// it is reported. Returns whether everything was written.
     fn write_unwritten(&self) -> bool {
-        let taken = self.store.append_with(
-            || {
-                let mut q = self.queue.lock();
-                let spare = std::mem::take(&mut q.spare);
-                std::mem::replace(&mut q.unwritten, spare)
-            },
-            true,
-            None,
-        );
-        match taken {
-            Ok(mut bytes) => {
-                if bytes.capacity() <= KEPT_WRITE_BUFFER {
-                    bytes.clear();
-                    self.queue.lock().spare = bytes;
-                }
-                true
+        self.write_unwritten_by(None)
+    }
+
+    /// As [`write_unwritten`](Self::write_unwritten), giving up at
+    /// `deadline` on the file or the queue if another thread holds them.
+    fn write_unwritten_by(&self, deadline: Option<Instant>) -> bool {
+        // A half left by a failed write, the active half, then memory: at
+        // most three appends bring everything up to date.
+        for _ in 0..3 {
+            let taken = self.store.append_with(
+                || {
+                    let q = match deadline {
+                        None => Some(self.queue.lock()),
+                        Some(d) => self.queue.try_lock_until(d),
+                    };
+                    q.map(|mut q| q.unwritten.take())
+                },
+                true,
+                deadline,
+            );
+            let Some((Some(mut job), result)) = taken else {
+                return false; // the deadline passed
+            };
+            let empty = job.is_empty();
+            let written = matches!(result, Ok(true));
+            if written {
+                job.written();
             }
-            Err((mut bytes, e)) => {
-                let mut q = self.queue.lock();
-                bytes.extend_from_slice(&q.unwritten);
-                q.unwritten = bytes;
-                drop(q);
-                self.diag.report(format!(
-                    "queue write failed (the records are kept in memory and written again later): {e}"
-                ));
-                false
+            self.queue.lock().unwritten.give_back(job, written);
+            match result {
+                Ok(true) if empty => return true,
+                Ok(true) => continue,
+                // Closed at shutdown: what is left stays in the journal,
+                // which the segment's next opener reads back.
+                Ok(false) => return false,
+                Err(e) => {
+                    self.diag.report(format!(
+                        "queue write failed (the records are kept and written again later): {e}"
+                    ));
+                    return false;
+                }
             }
         }
+        true
     }
 
     /// Drops the oldest items not in flight while over a bound, first from
@@ -777,7 +788,7 @@ impl Shared {
             dead += r.record_len();
         }
         q.stats.count(reason, n as u64);
-        store::encode_done(first, last, &mut q.unwritten);
+        q.unwritten.add(|out| store::encode_done(first, last, out));
         q.compact_due |= self.store.add_dead(dead, q.bytes);
         let tags = q.take_spilled_tags(last);
         tags.into_iter().filter(|t| *t != Tag::None).collect()
@@ -789,8 +800,10 @@ impl Shared {
     /// those the core asked to hear about are returned.
     fn refill(&self, q: &mut MutexGuard<'_, Queue>, wanted: &[u64]) -> Option<Vec<Tag>> {
         let read = MutexGuard::unlocked(q, || {
-            self.store
-                .read_spilled(wanted, |visit| visit(&self.queue.lock().unwritten))
+            self.store.read_spilled(wanted, |visit| {
+                let q = self.queue.lock();
+                q.unwritten.parts().into_iter().for_each(visit)
+            })
         });
         let found = match read {
             Ok(found) => found,
@@ -863,7 +876,8 @@ impl Shared {
             dead += item.disk_len();
         }
         if let (Some(first), Some(last)) = (removed.first(), removed.last()) {
-            store::encode_done(first.seq, last.seq, &mut q.unwritten);
+            let (first, last) = (first.seq, last.seq);
+            q.unwritten.add(|out| store::encode_done(first, last, out));
         }
         q.compact_due |= self.store.add_dead(dead, q.bytes);
     }
@@ -880,13 +894,13 @@ impl Shared {
     /// Unwritten records go to disk now with sync durability, else within
     /// persist_interval through the writer thread, which also compacts when
     /// due (never the caller's thread: a compaction copies the backlog).
-    fn persist_soon(&self) {
-        if self.config.sync {
-            self.write_unwritten();
-        }
+    /// Returns false when sync durability asked for the write and it failed.
+    fn persist_soon(&self) -> bool {
+        let written = !self.config.sync || self.write_unwritten();
         if let Some(flag) = self.dirty.get() {
             flag.mark();
         }
+        written
     }
 
     fn compact_if_due(&self) {
@@ -994,7 +1008,7 @@ fn run(s: &Shared) {
                             for tag in lost {
                                 tell(tag, Outcome::Dropped(DropReason::Unreadable));
                             }
-                            s.persist_soon();
+                            let _ = s.persist_soon(); // a failure is reported and retried
                             s.done.notify_all();
                         });
                     }
@@ -1071,7 +1085,7 @@ fn run(s: &Shared) {
             if verdict != Verdict::Delivered && discarded > 0 {
                 let tags = s.drop_items(&mut q, 0, discarded, DropReason::OptedOut);
                 drop(q);
-                s.persist_soon();
+                let _ = s.persist_soon(); // a failure is reported and retried
                 for tag in tags {
                     tell(tag, Outcome::Dropped(DropReason::OptedOut));
                 }
@@ -1131,7 +1145,7 @@ fn run(s: &Shared) {
                 }
             }
         }
-        s.persist_soon();
+        let _ = s.persist_soon(); // a failure is reported and retried
         s.compact_if_due();
         if let Some((reason, count, tags)) = dropped {
             s.diag.report(format!(

@@ -93,7 +93,8 @@ impl Segment {
         }
     }
 
-    /// `<stem>.<ext>` beside the lock: `bin` (the queue), `tmp`, `corrupt`.
+    /// `<stem>.<ext>` beside the lock: `bin` (the queue), `jnl` (its
+    /// journal), `tmp`, `corrupt`.
     pub fn file(&self, ext: &str) -> PathBuf {
         self.dir.join(format!("{}.{ext}", self.stem))
     }
@@ -104,7 +105,7 @@ impl Segment {
 
     /// Removes the segment's files, the lock file last, while still holding it.
     pub fn remove(self) {
-        for ext in ["bin", "tmp"] {
+        for ext in ["bin", "jnl", "tmp"] {
             let _ = fs::remove_file(self.file(ext));
         }
         let _ = fs::remove_file(self.file("lock"));

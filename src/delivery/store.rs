@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::sync::Mutex;
 
+use super::journal::{self, Half};
 use super::segments::{self, Segment};
 use crate::error::{Error, ErrorKind, Result};
 use crate::files;
@@ -82,8 +83,12 @@ pub struct Recovered {
     /// Damage found and moved aside, for the report.
     pub damage: Option<String>,
     pub damaged_bytes: u64,
-    /// Segments left by earlier processes that could not be taken over.
+    /// Segments left by earlier processes that could not be taken over,
+    /// and a journal that could not be made.
     pub skipped: Vec<String>,
+    /// The segment's journal, empty, mapped; None when it could not be made
+    /// (records then wait in memory until written, as without one).
+    pub journal: Option<(Half, Half)>,
 }
 
 struct FileState {
@@ -398,6 +403,7 @@ impl QueueStore {
             }
             match QueueStore::open(segment, head_bytes) {
                 Ok((store, mut recovered)) => {
+                    skipped.append(&mut recovered.skipped);
                     recovered.skipped = skipped;
                     return Ok((store, recovered));
                 }
@@ -405,6 +411,7 @@ impl QueueStore {
             }
         }
         let (store, mut recovered) = QueueStore::open(Segment::create(dir)?, head_bytes)?;
+        skipped.append(&mut recovered.skipped);
         recovered.skipped = skipped;
         Ok((store, recovered))
     }
@@ -414,6 +421,8 @@ impl QueueStore {
     /// [`SpillRef`]s.
     pub fn open(segment: Segment, head_bytes: u64) -> Result<(QueueStore, Recovered)> {
         let path = segment.file("bin");
+        fold_journal(&segment)
+            .map_err(|e| storage(&segment.file("jnl"), "cannot be read back", e))?;
         let mut file = files::options()
             .create(true)
             .truncate(false)
@@ -455,6 +464,15 @@ impl QueueStore {
                 }
                 spilled
             })?;
+        }
+        let jnl = store.path.with_extension("jnl");
+        match journal::open(&jnl) {
+            Ok(halves) => recovered.journal = Some(halves),
+            Err(e) => recovered.skipped.push(format!(
+                "queue journal {} cannot be made ({e}): accepted records wait in memory until \
+                 written to the queue file",
+                jnl.display()
+            )),
         }
         Ok((store, recovered))
     }
@@ -513,53 +531,38 @@ impl QueueStore {
     /// Appends encoded records; with `sync`, they are on disk when this returns.
     #[cfg(test)]
     pub fn append(&self, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-        self.append_with(|| bytes.to_vec(), sync, None)
-            .map(drop)
-            .map_err(|(_, e)| e)
+        match self.append_with(|| bytes.to_vec(), sync, None) {
+            Some((_, Ok(true))) => Ok(()),
+            Some((_, Ok(false))) => Err(io::ErrorKind::NotConnected.into()),
+            Some((_, Err(e))) => Err(e),
+            None => Err(io::ErrorKind::TimedOut.into()),
+        }
     }
 
     /// Appends the records `take` hands over, taken while the file is held so
-    /// that concurrent writers append in the order they took. Returns the
-    /// bytes either way: on failure so that the caller can keep them, on
-    /// success so that it can reuse their buffer. With a `deadline`, gives
-    /// up (`TimedOut`, nothing taken) rather than wait past it for the file.
-    pub fn append_with(
+    /// that concurrent writers append in the order they took. Hands them back
+    /// with whether they were written (false: the file is closed, nothing
+    /// written). With a `deadline`, gives up (None, nothing taken) rather
+    /// than wait past it for the file.
+    pub fn append_with<J: Records>(
         &self,
-        take: impl FnOnce() -> Vec<u8>,
+        take: impl FnOnce() -> J,
         sync: bool,
         deadline: Option<std::time::Instant>,
-    ) -> std::result::Result<Vec<u8>, (Vec<u8>, std::io::Error)> {
-        let guard = match deadline {
-            None => Some(self.file.lock()),
-            Some(d) => self.file.try_lock_until(d),
+    ) -> Option<(J, io::Result<bool>)> {
+        let mut guard = match deadline {
+            None => self.file.lock(),
+            Some(d) => self.file.try_lock_until(d)?,
         };
-        let Some(mut guard) = guard else {
-            return Err((Vec::new(), io::ErrorKind::TimedOut.into()));
-        };
-        let bytes = take();
+        let records = take();
         let Some(file) = guard.file.as_mut() else {
-            return Ok(bytes); // closed at shutdown: a late writer changes nothing
+            return Some((records, Ok(false)));
         };
-        if bytes.is_empty() {
-            return Ok(bytes);
+        if records.parts().iter().all(|p| p.is_empty()) {
+            return Some((records, Ok(true)));
         }
-        let end = match file.seek(SeekFrom::End(0)) {
-            Ok(end) => end,
-            Err(e) => return Err((bytes, e)),
-        };
-        let written = file
-            .write_all(&bytes)
-            .and_then(|_| if sync { file.sync_data() } else { Ok(()) });
-        match written {
-            Ok(()) => Ok(bytes),
-            Err(e) => {
-                // A write that failed part-way (a full disk) is cut back, so
-                // no torn record hides the records appended after it when
-                // the bytes are written again whole.
-                let _ = file.set_len(end);
-                Err((bytes, e))
-            }
-        }
+        let written = append_parts(file, &records.parts(), sync);
+        Some((records, written.map(|()| true)))
     }
 
     /// Reads back the spilled items `wanted` (ascending seqs) from the cursor
@@ -589,7 +592,9 @@ impl QueueStore {
         if next < wanted.len() {
             let mut result = Ok(0);
             pending(&mut |mut bytes: &[u8]| {
-                result = take_wanted(&mut bytes, wanted, &mut next, &mut found);
+                if result.is_ok() {
+                    result = take_wanted(&mut bytes, wanted, &mut next, &mut found);
+                }
             });
             result?;
         }
@@ -664,6 +669,64 @@ impl QueueStore {
             }
         }
     }
+}
+
+/// Records to append, in up to two parts (written in order).
+pub trait Records {
+    fn parts(&self) -> [&[u8]; 2];
+}
+
+impl Records for Vec<u8> {
+    fn parts(&self) -> [&[u8]; 2] {
+        [self, &[]]
+    }
+}
+
+/// Nothing taken: nothing to write.
+impl<R: Records> Records for Option<R> {
+    fn parts(&self) -> [&[u8]; 2] {
+        self.as_ref().map_or([&[], &[]], R::parts)
+    }
+}
+
+/// Appends `parts` to `file` (and syncs with `sync`). A write that fails
+/// part-way (a full disk) is cut back to where it began, so no torn record
+/// hides the records appended after it when they are written again whole.
+fn append_parts(file: &mut File, parts: &[&[u8]], sync: bool) -> io::Result<()> {
+    let end = file.seek(SeekFrom::End(0))?;
+    let written = parts
+        .iter()
+        .try_for_each(|p| file.write_all(p))
+        .and_then(|_| if sync { file.sync_data() } else { Ok(()) });
+    if written.is_err() {
+        let _ = file.set_len(end);
+    }
+    written
+}
+
+/// Folds the journal of `segment` (see [`journal`](super::journal)) into its
+/// queue file, so that every reader of the queue file sees what the journal
+/// held.
+fn fold_journal(segment: &Segment) -> io::Result<()> {
+    journal::fold(&segment.file("jnl"), |records| {
+        let mut file = files::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(segment.file("bin"))?;
+        append_parts(&mut file, &[records], true)
+    })
+}
+
+/// The size of the intact record at the start of `bytes`, if one is there
+/// whole (a journal's records end at the first that is not).
+pub fn intact_record_at(bytes: &[u8]) -> Option<usize> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    if len == 0 || len > MAX_RECORD {
+        return None;
+    }
+    let record = bytes.get(..8 + len as usize)?;
+    checks_out(record).then_some(record.len())
 }
 
 /// The seq range of the spilled items from their first and last, for a
@@ -779,6 +842,7 @@ fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<Loaded> {
             damage: None,
             damaged_bytes: 0,
             skipped: Vec::new(),
+            journal: None,
         },
         file_len,
         damaged,
@@ -806,6 +870,7 @@ fn merge_ranges(mut done: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 /// ranges, a second visits the items they do not cover. Returns the bytes
 /// that held no intact record (damage), which are skipped.
 pub fn read_orphan(segment: &Segment, mut visit: impl FnMut(StoredItem)) -> io::Result<u64> {
+    fold_journal(segment)?;
     let path = segment.file("bin");
     let mut file = match files::options().read(true).open(&path) {
         Ok(f) => f,

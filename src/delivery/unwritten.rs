@@ -1,0 +1,248 @@
+//! The records on their way to the queue file, in order: a journal half a
+//! failed write left behind, the active journal half, and what waits in
+//! memory only (when the journal was full or could not be made). Callers
+//! add records under the queue lock; the writer takes them in order
+//! ([`Unwritten::take`]) and gives the job back when it has written it or
+//! failed ([`Unwritten::give_back`]). Pure bookkeeping: no I/O but the
+//! copies into the mapped journal.
+
+use super::journal::Half;
+use super::store::Records;
+
+/// The largest memory buffer kept for reuse; a larger one (the writer fell
+/// behind) is let go.
+const KEPT_BUFFER: usize = 1024 * 1024;
+
+#[derive(Default)]
+pub struct Unwritten {
+    /// The half records go to; None without a journal.
+    active: Option<Half>,
+    /// The other half, empty, when the writer is not writing it.
+    spare: Option<Half>,
+    /// A half whose write failed: it goes first next time.
+    sealed: Option<Half>,
+    generation: u64,
+    /// Records in memory only, after everything in the journal.
+    memory: Vec<u8>,
+    /// The memory records of a job being written: later records must stay
+    /// behind them, in memory, until the job is back.
+    memory_out: bool,
+    /// An empty buffer to take `memory`'s place while it is written.
+    spare_memory: Vec<u8>,
+    /// Where a record is framed before it is copied into the journal.
+    scratch: Vec<u8>,
+}
+
+/// Records taken for one append, in order.
+pub struct Job {
+    half: Option<Half>,
+    memory: Vec<u8>,
+}
+
+impl Records for Job {
+    fn parts(&self) -> [&[u8]; 2] {
+        [
+            self.half.as_ref().map_or(&[][..], Half::records),
+            &self.memory,
+        ]
+    }
+}
+
+impl Job {
+    pub fn is_empty(&self) -> bool {
+        self.parts().iter().all(|p| p.is_empty())
+    }
+
+    /// After a successful write: the half's records are in the queue file,
+    /// so it is emptied (on the writer's thread, before the queue lock is
+    /// taken to give it back).
+    pub fn written(&mut self) {
+        if let Some(h) = self.half.as_mut() {
+            h.clear();
+        }
+    }
+}
+
+impl Unwritten {
+    /// With the journal's two halves (`active` is generation 1), or none.
+    pub fn new(journal: Option<(Half, Half)>) -> Unwritten {
+        let (active, spare) = journal.unzip();
+        Unwritten {
+            active,
+            spare,
+            generation: 1,
+            ..Unwritten::default()
+        }
+    }
+
+    /// Adds the record `encode` frames: into the journal when it fits and
+    /// nothing waits in memory ahead of it, else into memory.
+    pub fn add(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        if self.memory.is_empty() && !self.memory_out {
+            if let Some(half) = self.active.as_mut() {
+                self.scratch.clear();
+                encode(&mut self.scratch);
+                if !half.put(&self.scratch) {
+                    self.memory.extend_from_slice(&self.scratch);
+                }
+                if self.scratch.capacity() > KEPT_BUFFER {
+                    self.scratch = Vec::new();
+                }
+                return;
+            }
+        }
+        encode(&mut self.memory);
+    }
+
+    /// Bytes of records held in memory only: they die with the process
+    /// until written.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory.len()
+    }
+
+    /// Whether the writer should write now rather than at its next
+    /// interval: the active half is over half full, or records wait in
+    /// memory for want of journal space.
+    pub fn urgent(&self, write_now_bytes: usize) -> bool {
+        let active = self.active.as_ref().map_or(0, |h| h.records().len());
+        active >= write_now_bytes.min(super::journal::HALF / 2)
+            || self.memory.len() >= write_now_bytes
+            || (!self.memory.is_empty() && self.spare.is_some())
+    }
+
+    /// The next records to append, in order: a half a failed write left,
+    /// else the active half (the spare takes its place); and what waits in
+    /// memory, when nothing in the journal is left ahead of it.
+    pub fn take(&mut self) -> Job {
+        let mut half = self.sealed.take();
+        if half.is_none() && self.active.as_ref().is_some_and(|h| !h.is_empty()) {
+            if let Some(mut next) = self.spare.take() {
+                self.generation += 1;
+                next.activate(self.generation);
+                half = self.active.replace(next);
+            }
+        }
+        let journal_ahead = self.active.as_ref().is_some_and(|h| !h.is_empty());
+        let memory = match journal_ahead {
+            true => Vec::new(),
+            false => {
+                let empty = std::mem::take(&mut self.spare_memory);
+                std::mem::replace(&mut self.memory, empty)
+            }
+        };
+        self.memory_out = !memory.is_empty();
+        Job { half, memory }
+    }
+
+    /// A job back from the writer: written, its half becomes the spare; not
+    /// written, it goes first next time, ahead of everything added since.
+    pub fn give_back(&mut self, job: Job, written: bool) {
+        self.memory_out = false;
+        let Job { half, mut memory } = job;
+        if written {
+            if half.is_some() {
+                self.spare = half;
+            }
+            if memory.capacity() <= KEPT_BUFFER {
+                memory.clear();
+                self.spare_memory = memory;
+            }
+        } else {
+            self.sealed = half;
+            memory.extend_from_slice(&self.memory);
+            self.memory = memory;
+        }
+    }
+
+    /// Every record not yet in the queue file, in order.
+    pub fn parts(&self) -> [&[u8]; 3] {
+        fn records(h: &Option<Half>) -> &[u8] {
+            h.as_ref().map_or(&[], Half::records)
+        }
+        [records(&self.sealed), records(&self.active), &self.memory]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::journal;
+
+    fn journal() -> (Half, Half) {
+        let d = std::env::temp_dir().join(format!("trodo-unwritten-{}", crate::util::new_id()));
+        std::fs::create_dir_all(&d).unwrap();
+        journal::open(&d.join("q.jnl")).unwrap()
+    }
+
+    fn put(u: &mut Unwritten, bytes: &[u8]) {
+        u.add(|out| out.extend_from_slice(bytes));
+    }
+
+    fn all(u: &Unwritten) -> Vec<u8> {
+        u.parts().concat()
+    }
+
+    fn job_bytes(j: &Job) -> Vec<u8> {
+        j.parts().concat()
+    }
+
+    #[test]
+    fn without_a_journal_records_wait_in_memory_and_keep_their_order() {
+        let mut u = Unwritten::new(None);
+        put(&mut u, b"ab");
+        let job = u.take();
+        put(&mut u, b"cd");
+        assert_eq!(job_bytes(&job), b"ab");
+        u.give_back(job, false);
+        assert_eq!(all(&u), b"abcd");
+        assert_eq!(u.memory_bytes(), 4);
+        let job = u.take();
+        assert_eq!(job_bytes(&job), b"abcd");
+        u.give_back(job, true);
+        assert!(u.take().is_empty());
+    }
+
+    #[test]
+    fn the_halves_swap_and_a_failed_half_goes_first_next_time() {
+        let mut u = Unwritten::new(Some(journal()));
+        put(&mut u, b"one");
+        assert_eq!(u.memory_bytes(), 0, "in the journal");
+        let job = u.take();
+        put(&mut u, b"two");
+        assert_eq!(job_bytes(&job), b"one");
+        u.give_back(job, false);
+        put(&mut u, b"three");
+        assert_eq!(all(&u), b"onetwothree");
+        // The failed half first, alone: the active one is still ahead of memory.
+        let mut job = u.take();
+        assert_eq!(job_bytes(&job), b"one");
+        job.written();
+        u.give_back(job, true);
+        let job = u.take();
+        assert_eq!(job_bytes(&job), b"twothree");
+        u.give_back(job, true);
+        assert!(u.take().is_empty());
+    }
+
+    #[test]
+    fn records_beyond_a_full_half_wait_in_memory_behind_it() {
+        let mut u = Unwritten::new(Some(journal()));
+        let big = vec![7u8; journal::HALF - 100];
+        put(&mut u, &big);
+        put(&mut u, &[1u8; 200]); // does not fit
+        put(&mut u, b"x"); // would fit, but must stay behind the one that did not
+        assert_eq!(u.memory_bytes(), 201);
+        assert!(u.urgent(usize::MAX));
+        let job = u.take();
+        assert_eq!(
+            job_bytes(&job).len(),
+            big.len() + 201,
+            "the half, then memory"
+        );
+        put(&mut u, b"y"); // while memory is out: behind it, in memory
+        assert_eq!(u.memory_bytes(), 1);
+        u.give_back(job, false);
+        let expected = [&big[..], &[1u8; 200], b"x", b"y"].concat();
+        assert_eq!(all(&u), expected);
+    }
+}
