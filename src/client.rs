@@ -125,7 +125,8 @@ impl Client {
         Client::start_with(&s.site_id, s.options.clone(), Some(state))
     }
 
-    /// Starts with `state`, or with what the state file holds when `None`.
+    /// Starts with `state` (a forked child continuing its parent), or with
+    /// what the state file holds when `None`.
     fn start_with(
         site_id: &str,
         options: Options,
@@ -158,6 +159,7 @@ impl Client {
                 ca_file: options.ca_file.clone(),
                 memory_queue_bytes: options.memory_queue_bytes.max(1),
                 adopt: true,
+                adopt_at_start: state.is_none(),
                 registrations_join_batches: false,
             },
             options.user_lanes as usize,

@@ -461,3 +461,26 @@ fn four_threads_killed_at_a_random_moment_lose_no_call_that_returned() {
     assert_eq!(ids.len(), events.len(), "no insert_id twice");
     c.shutdown(WAIT).unwrap();
 }
+
+#[test]
+fn a_forked_child_adopts_no_orphan_at_start_only_in_its_rounds() {
+    let server = FakeTrodo::start();
+    let dir = temp_dir();
+    let parent = start(server.url(), &dir);
+    let last = crash_after(&dir, "o", 20);
+    assert_eq!(queue_files(&dir).len(), 2, "the parent's and the orphan");
+    // What the fork handler does in a child; the parent's next round is 30 s away.
+    let child = Client::continue_after_fork(&parent).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        queue_files(&dir).len(),
+        3,
+        "the child made its own segment and neither took over nor adopted the orphan"
+    );
+    assert!(server.events().is_empty());
+    // A flush adopts, in the child as anywhere.
+    child.flush(WAIT).unwrap();
+    assert_each_once(&server.events(), "o", last);
+    child.shutdown(WAIT).unwrap();
+    parent.shutdown(WAIT).unwrap();
+}

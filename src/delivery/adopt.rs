@@ -37,13 +37,17 @@ impl Adoption {
     }
 }
 
-/// The thread that adopts at start and then every 30 s.
+/// The thread that adopts at start (unless the config says not to) and
+/// then every 30 s.
 pub(super) fn start(shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
     let s = shared.clone();
+    let mut now = s.config.adopt_at_start;
     std::thread::Builder::new()
         .name("trodo-adopt".into())
         .spawn(move || loop {
-            s.adopt_orphans();
+            if std::mem::replace(&mut now, true) {
+                s.adopt_orphans();
+            }
             let mut stopped = s.adoption.stopped.lock();
             if !*stopped {
                 s.adoption.wake.wait_for(&mut stopped, EVERY);

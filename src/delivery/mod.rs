@@ -158,6 +158,11 @@ pub struct Config {
     /// Adopt the segments of processes that ended (one queue per process
     /// does it; the per-user lanes leave it to the main one).
     pub adopt: bool,
+    /// Take over or adopt orphans at start, not only in the periodic round.
+    /// False in a forked child: its siblings are being born, not dead, and
+    /// short-lived children adopting at start would re-send in-flight
+    /// batches in chains.
+    pub adopt_at_start: bool,
     /// Session registrations join event batches: a batch's registrations
     /// are sent first, then its events in bulk (the per-user lanes, where
     /// every new user's first event follows its registration).
@@ -409,8 +414,10 @@ impl Delivery {
         diag: Arc<Diagnostics>,
         on_complete: OnComplete,
     ) -> Result<Delivery> {
-        let (store, recovered) =
-            QueueStore::open_in(&config.storage_dir, config.memory_queue_bytes)?;
+        let (store, recovered) = match config.adopt_at_start {
+            true => QueueStore::open_in(&config.storage_dir, config.memory_queue_bytes)?,
+            false => QueueStore::open_new(&config.storage_dir, config.memory_queue_bytes)?,
+        };
         for report in recovered.damage.iter().chain(&recovered.skipped) {
             diag.report(report.clone());
         }

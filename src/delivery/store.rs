@@ -416,6 +416,11 @@ impl QueueStore {
         Ok((store, recovered))
     }
 
+    /// Opens a new segment for this process under `dir`, taking over none.
+    pub fn open_new(dir: &Path, head_bytes: u64) -> Result<(QueueStore, Recovered)> {
+        QueueStore::open(Segment::create(dir)?, head_bytes)
+    }
+
     /// Opens `segment`'s queue file and reads what is queued: the oldest
     /// live items up to `head_bytes` of bodies in full, the rest as
     /// [`SpillRef`]s.
