@@ -82,12 +82,16 @@ extern "C" {
 // Delivery counts as a JSON object: {"queued", "queued_bytes",
 // "queued_memory_bytes", "in_flight", "sent", "dropped", "dropped_by_reason":
 // {"rejected", "too_large", "gave_up", "queue_full", "opted_out",
-// "unreadable"}, "paused_until_ms", "corrupt_bytes"}.
+// "unreadable"}, "paused_until_ms", "corrupt_bytes", "memory_only_bytes",
+// "worker_panics"}.
 // Counts are items (one event, one call), not requests; "queued" excludes
 // what is in flight; "queued_memory_bytes" is the part of the queue held in
 // memory (a backlog beyond 4 MiB waits on disk only); "unreadable" counts
 // items kept on disk only that could not be read back; "paused_until_ms" is
-// the epoch ms a 429 paused sending until (0 when not paused). Free it with
+// the epoch ms a 429 paused sending until (0 when not paused);
+// "memory_only_bytes" counts records not yet durable (the journal that
+// makes an accepted call survive a crash was full, or could not be made);
+// "worker_panics" counts internal errors the delivery thread survived. Free it with
 // trodo_string_free. NULL when not initialized.
 char *trodo_get_stats(void);
 

@@ -155,6 +155,7 @@ impl Lanes {
             total.paused_until_ms = total.paused_until_ms.max(s.paused_until_ms);
             total.corrupt_bytes += s.corrupt_bytes;
             total.memory_only_bytes += s.memory_only_bytes;
+            total.worker_panics += s.worker_panics;
         }
         total
     }
