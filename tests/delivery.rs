@@ -464,6 +464,40 @@ fn a_sync_call_whose_write_fails_says_so_and_is_still_delivered() {
 }
 
 #[test]
+fn a_disk_that_never_recovers_keeps_memory_within_the_bounds_and_counts_queue_full() {
+    let dir = temp_dir();
+    if !queue_file_on_dev_full(&dir) {
+        return;
+    }
+    let o = Options {
+        max_queue_bytes: 200 * 1024,
+        max_queue_items: 1000,
+        memory_queue_bytes: 64 * 1024,
+        ..options(&dead_address(), &dir)
+    };
+    let c = Client::start(SITE, o).unwrap();
+    let pad = props(json!({"pad": "x".repeat(200)}));
+    let mut peak = 0;
+    for i in 0..20_000 {
+        c.track(&format!("n{i}"), pad.clone(), None).unwrap();
+        if i % 500 == 0 {
+            peak = peak.max(c.stats().unwrap().memory_only_bytes);
+        }
+    }
+    let s = c.stats().unwrap();
+    peak = peak.max(s.memory_only_bytes);
+    // 20 000 records of ~500 bytes: 10 MB, but memory holds at most the
+    // bound (2 x 200 KiB + framing for 1000 items) plus one record.
+    assert!(
+        peak <= 2 * 200 * 1024 + 64 * 1000 + 4096,
+        "{peak} bytes: {s:?}"
+    );
+    assert!(s.dropped_queue_full >= 19_000 - 1000, "{s:?}");
+    assert!(s.queued <= 1000, "{s:?}");
+    c.shutdown(Duration::ZERO).ok();
+}
+
+#[test]
 fn when_every_queue_write_fails_nothing_accepted_is_lost() {
     let server = FakeTrodo::start();
     let dir = temp_dir();

@@ -177,6 +177,15 @@ impl Config {
             || (self.registrations_join_batches && path == wire::path::SESSION && tag == Tag::None)
     }
 
+    /// Records held in memory only (the queue file cannot be written) are
+    /// cut back to the live items' once they pass this: twice the queue
+    /// bounds, counting a record's framing, so memory stays bounded while
+    /// the disk keeps failing.
+    fn memory_only_limit(&self) -> u64 {
+        const FRAMING: u64 = 64;
+        (2 * self.max_queue_bytes).saturating_add(FRAMING.saturating_mul(self.max_queue_items))
+    }
+
     /// An enqueue time that makes an item due at once: it was left by an
     /// earlier run, or has waited behind a backlog.
     fn due_now(&self) -> Instant {
@@ -696,6 +705,18 @@ impl Shared {
         let before = q.stats.dropped_queue_full;
         let dropped_tags = self.enforce_bounds(&mut q);
         let dropped = q.stats.dropped_queue_full - before;
+        if q.unwritten.memory_bytes() as u64 > self.config.memory_only_limit() {
+            let Queue {
+                items,
+                spilled,
+                unwritten,
+                ..
+            } = &mut *q;
+            unwritten.shrink(|seq| {
+                items.binary_search_by_key(&seq, |i| i.seq).is_ok()
+                    || spilled.binary_search_by_key(&seq, |r| r.seq()).is_ok()
+            });
+        }
         let large = q.unwritten.urgent(WRITE_NOW_BYTES);
         drop(q);
         if wake {

@@ -164,7 +164,7 @@ fn u64_at(payload: &[u8], at: usize) -> Option<u64> {
 }
 
 /// A record's payload, parsed (borrowing from it).
-enum Record<'a> {
+pub enum Record<'a> {
     Item {
         seq: u64,
         path: &'a str,
@@ -635,7 +635,9 @@ impl QueueStore {
         let spilled = encode_head(&mut head);
         let (cursor, open_done) = (st.spill_cursor, &st.open_done);
         let mut write = || -> std::io::Result<File> {
+            // Read and write: once renamed, this very handle is the queue file.
             let tmp_file = files::options()
+                .read(true)
                 .write(true)
                 .create(true)
                 .truncate(true)
@@ -647,18 +649,28 @@ impl QueueStore {
             }
             let f = out.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            #[cfg(unix)]
-            File::open(self.path.parent().unwrap_or(Path::new(".")))?.sync_all()?;
-            files::options().read(true).write(true).open(&self.path)
+            Ok(f)
         };
         let file = write().map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
+        fs::rename(&tmp, &self.path).map_err(|e| storage(&self.path, "cannot be replaced", e))?;
+        // From the rename on, the new file is the queue whatever fails next:
+        // appends to the old, unlinked one would be lost.
         *st = FileState {
             file: Some(file),
             spill_cursor: head.len() as u64,
             open_done: Vec::new(),
         };
         *self.dead_bytes.lock() = 0;
+        #[cfg(unix)]
+        File::open(self.path.parent().unwrap_or(Path::new(".")))
+            .and_then(|d| d.sync_all())
+            .map_err(|e| {
+                storage(
+                    &self.path,
+                    "was replaced, but its directory cannot be synced",
+                    e,
+                )
+            })?;
         Ok(())
     }
 
@@ -732,6 +744,17 @@ pub fn intact_record_at(bytes: &[u8]) -> Option<usize> {
     }
     let record = bytes.get(..8 + len as usize)?;
     checks_out(record).then_some(record.len())
+}
+
+/// Each whole record at the start of `bytes` (framing included), parsed, in
+/// order, up to the first that is not whole and intact.
+pub fn records(mut bytes: &[u8]) -> impl Iterator<Item = (&[u8], Record<'_>)> {
+    std::iter::from_fn(move || {
+        let size = intact_record_at(bytes)?;
+        let (frame, rest) = bytes.split_at(size);
+        bytes = rest;
+        Some((frame, parse(&frame[8..])?))
+    })
 }
 
 /// The seq range of the spilled items from their first and last, for a
@@ -858,7 +881,7 @@ fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<Loaded> {
 }
 
 /// Done ranges sorted and merged, for [`in_ranges`].
-fn merge_ranges(mut done: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+pub fn merge_ranges(mut done: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     done.sort_unstable();
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(done.len());
     for (from, to) in done {

@@ -7,7 +7,7 @@
 //! copies into the mapped journal.
 
 use super::journal::Half;
-use super::store::Records;
+use super::store::{encode_done, merge_ranges, records, Record, Records};
 
 /// The largest memory buffer kept for reuse; a larger one (the writer fell
 /// behind) is let go.
@@ -98,6 +98,30 @@ impl Unwritten {
     /// until written.
     pub fn memory_bytes(&self) -> usize {
         self.memory.len()
+    }
+
+    /// Keeps, of the records in memory only, the items `live` still wants
+    /// and the done ranges merged: while the queue file cannot be written,
+    /// memory then stays within the queue bounds instead of growing with
+    /// every record of items dropped since. Not while the writer holds
+    /// memory records (they come back ahead of these).
+    pub fn shrink(&mut self, live: impl Fn(u64) -> bool) {
+        if self.memory_out {
+            return;
+        }
+        let mut kept = Vec::with_capacity(self.memory.len() / 2);
+        let mut done = Vec::new();
+        for (frame, record) in records(&self.memory) {
+            match record {
+                Record::Item { seq, .. } if live(seq) => kept.extend_from_slice(frame),
+                Record::Item { .. } => {}
+                Record::Done(from, to) => done.push((from, to)),
+            }
+        }
+        for (from, to) in merge_ranges(done) {
+            encode_done(from, to, &mut kept);
+        }
+        self.memory = kept;
     }
 
     /// Whether the writer should write now rather than at its next
@@ -222,6 +246,24 @@ mod tests {
         assert_eq!(job_bytes(&job), b"twothree");
         u.give_back(job, true);
         assert!(u.take().is_empty());
+    }
+
+    #[test]
+    fn shrinking_keeps_the_live_items_in_order_and_the_done_ranges_merged() {
+        use crate::delivery::store::encode_item;
+        let mut u = Unwritten::new(None);
+        for seq in 1..=6 {
+            u.add(|out| encode_item(seq, "/api/events", b"{}", out));
+        }
+        u.add(|out| encode_done(1, 2, out));
+        u.add(|out| encode_done(3, 3, out));
+        u.shrink(|seq| seq >= 4);
+        let mut expected = Vec::new();
+        for seq in 4..=6 {
+            encode_item(seq, "/api/events", b"{}", &mut expected);
+        }
+        encode_done(1, 3, &mut expected);
+        assert_eq!(all(&u), expected);
     }
 
     #[test]
