@@ -371,22 +371,38 @@ impl Client {
     /// Refuses new calls, flushes for at most `timeout`, writes the final
     /// state and stops the background threads.
     pub fn shutdown(&self, timeout: Duration) -> Result<()> {
+        let start = std::time::Instant::now();
         {
             let mut inner = self.shared.open()?;
             inner.accepting = false;
             self.shared.gate.write().accepting = false;
         }
         let flushed = self.delivery.shutdown(timeout);
+        // The state writer may be waiting for state.lock, which another
+        // process can hold for long (stopped mid-write): not past the deadline.
+        let deadline = delivery::stop_deadline(start, timeout);
         if let Some(mut p) = self.persister.lock().take() {
-            p.stop();
+            p.stop_by(Some(deadline));
         }
         {
             // Under the lock, so a late identify answer cannot slip in between.
             let mut inner = self.shared.inner.lock();
-            if let Err(e) = inner.save_now(&self.shared.file) {
-                self.shared
+            let generation = inner.next_generation();
+            match self
+                .shared
+                .file
+                .save_by(&inner.state, generation, Some(deadline))
+            {
+                Ok(true) => {}
+                Ok(false) => self.shared.diag.report(
+                    "final state write skipped: the state file stayed locked by another thread or \
+                     process until the shutdown's deadline"
+                        .to_string(),
+                ),
+                Err(e) => self
+                    .shared
                     .diag
-                    .report(format!("final state write failed: {e}"));
+                    .report(format!("final state write failed: {e}")),
             }
             self.shared.finished.store(true, Ordering::Release);
         }

@@ -379,13 +379,21 @@ impl Persister {
 
     /// Stops and joins the thread (it never blocks on the network).
     pub fn stop(&mut self) {
+        self.stop_by(None);
+    }
+
+    /// As [`stop`](Self::stop), waiting for the thread only until
+    /// `deadline` (it may be in a long write, or waiting for a lock another
+    /// process holds): false when it was left to finish on its own.
+    pub fn stop_by(&mut self, deadline: Option<Instant>) -> bool {
         self.signal.stop.store(true, Ordering::Release);
         {
             let _g = self.signal.lock.lock();
             self.signal.cv.notify_all();
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        match self.thread.take() {
+            Some(t) => crate::util::join_by(t, deadline),
+            None => true,
         }
     }
 }

@@ -93,6 +93,20 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Joins `thread` if it ends by `deadline` (at once without one); false
+/// when it was left running on its own (detached).
+pub fn join_by(thread: std::thread::JoinHandle<()>, deadline: Option<std::time::Instant>) -> bool {
+    if let Some(d) = deadline {
+        while !thread.is_finished() {
+            if std::time::Instant::now() >= d {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    thread.join().is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -968,3 +968,28 @@ fn a_disk_that_fills_during_an_offline_burst_loses_nothing_once_space_returns() 
     assert_eq!(names(&server.events()), expected);
     c.shutdown(WAIT).unwrap();
 }
+
+#[test]
+fn shutdown_keeps_its_timeout_while_another_process_holds_the_state_lock() {
+    let dir = temp_dir();
+    let c = start(&dead_address(), &dir);
+    c.add_group("team", "a").unwrap(); // a state change waits to be written
+                                       // As a process stopped in the middle of writing state.json would.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("state.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let c2 = c.clone();
+    let result = returns_within_wait("shutdown(200 ms) with state.lock held", move || {
+        c2.shutdown(Duration::from_millis(200))
+    });
+    assert!(
+        result.is_err(),
+        "the queue could not be delivered: a timeout"
+    );
+    assert_reported(&c, "final state write skipped");
+    drop(lock);
+}

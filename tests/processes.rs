@@ -143,7 +143,8 @@ fn child_roles() {
                 ..options(&api, &dir)
             };
             let c = Client::start(SITE, o).unwrap();
-            for i in 0..2000 {
+            let count: u64 = std::env::var("TRODO_COUNT").map_or(2000, |n| n.parse().unwrap());
+            for i in 0..count {
                 c.track(&format!("burst{i}"), None, None).unwrap();
             }
             writeln!(out, "@@returned").unwrap();
@@ -483,4 +484,31 @@ fn a_forked_child_adopts_no_orphan_at_start_only_in_its_rounds() {
     assert_each_once(&server.events(), "o", last);
     child.shutdown(WAIT).unwrap();
     parent.shutdown(WAIT).unwrap();
+}
+
+#[test]
+fn a_flush_gives_adoption_only_its_remaining_time_and_a_cut_short_adoption_repeats_nothing() {
+    let server = FakeTrodo::start();
+    server.script(&vec![503; 1_000_000]); // down until the end
+    let dir = temp_dir();
+    let live = start(server.url(), &dir);
+    let mut kid = child("burst", &dir, &dead_address(), &[("TRODO_COUNT", "20000")]);
+    assert_eq!(child_lines(&mut kid).next().as_deref(), Some("returned"));
+    kid.kill().unwrap();
+    wait_within(&mut kid, DEADLINE);
+    assert_eq!(queue_files(&dir).len(), 2, "the live one's and the orphan");
+
+    // 1 ms cannot adopt 20 000 items: the flush returns at its deadline and
+    // the orphan keeps what was not adopted yet.
+    let err = live.flush(Duration::from_millis(1)).unwrap_err();
+    assert_eq!(err.kind, trodo::ErrorKind::Timeout);
+    assert_eq!(queue_files(&dir).len(), 2, "the orphan is still there");
+
+    server.clear_script();
+    live.flush(WAIT).unwrap();
+    let events = server.events();
+    assert_each_once(&events, "burst", 19_999);
+    assert_eq!(events.len(), 20_000, "nothing adopted twice");
+    assert_eq!(queue_files(&dir).len(), 1, "the orphan was removed");
+    live.shutdown(WAIT).unwrap();
 }

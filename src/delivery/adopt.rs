@@ -6,11 +6,12 @@
 //! in between sends them twice at worst (events carry their insert_id).
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 use super::segments::{self, Segment};
 use super::{store, stored_path, Shared, Tag};
@@ -35,6 +36,12 @@ impl Adoption {
         *self.stopped.lock() = true;
         self.wake.notify_all();
     }
+
+    /// Waits until `deadline` for no adoption to be under way; while the
+    /// returned guard lives, none starts.
+    pub(super) fn idle_by(&self, deadline: Instant) -> Option<MutexGuard<'_, HashSet<String>>> {
+        self.failed.try_lock_until(deadline)
+    }
 }
 
 /// The thread that adopts at start (unless the config says not to) and
@@ -46,7 +53,7 @@ pub(super) fn start(shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
         .name("trodo-adopt".into())
         .spawn(move || loop {
             if std::mem::replace(&mut now, true) {
-                s.adopt_orphans();
+                let _ = s.adopt_orphans(None); // cut short only by the stop
             }
             let mut stopped = s.adoption.stopped.lock();
             if !*stopped {
@@ -59,9 +66,19 @@ pub(super) fn start(shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
 }
 
 impl Shared {
-    /// Adopts every segment in the storage directory whose owner is gone.
-    pub(super) fn adopt_orphans(&self) {
-        let mut failed = self.adoption.failed.lock();
+    /// Adopts every segment in the storage directory whose owner is gone,
+    /// until `deadline` (a flush's) if any, and not past a stop. Returns
+    /// false when it was cut short with orphans left.
+    pub(super) fn adopt_orphans(&self, deadline: Option<Instant>) -> bool {
+        // Held while adopting: a flush that finds a round running waits for
+        // it, but not past its own deadline.
+        let failed = match deadline {
+            Some(d) => self.adoption.failed.try_lock_until(d),
+            None => Some(self.adoption.failed.lock()),
+        };
+        let Some(mut failed) = failed else {
+            return false;
+        };
         let dir = &self.config.storage_dir;
         let stems = match segments::stems(dir) {
             Ok(stems) => stems,
@@ -70,16 +87,23 @@ impl Shared {
                     "storage: {} cannot be listed to adopt queues left by other processes: {e}",
                     dir.display()
                 ));
-                return;
+                return true; // nothing more can be done now
             }
         };
         for stem in stems {
             if stem == self.store.name() || failed.contains(&stem) {
                 continue;
             }
+            if self.adoption_ends(deadline) {
+                return false;
+            }
             let problem = match Segment::claim(dir, &stem) {
                 Ok(None) => None, // its owner is alive
-                Ok(Some(segment)) => self.adopt(segment).err(),
+                Ok(Some(segment)) => match self.adopt(segment, deadline) {
+                    Ok(true) => None,
+                    Ok(false) => return false,
+                    Err(e) => Some(e),
+                },
                 Err(e) => Some(format!("cannot be locked: {e}")),
             };
             if let Some(problem) = problem {
@@ -89,28 +113,73 @@ impl Shared {
                 failed.insert(stem);
             }
         }
+        true
     }
 
-    fn adopt(&self, segment: Segment) -> Result<(), String> {
+    /// Whether an adoption must stop where it is: past `deadline`, or
+    /// stopping.
+    fn adoption_ends(&self, deadline: Option<Instant>) -> bool {
+        deadline.is_some_and(|d| Instant::now() >= d)
+            || self.stop.load(Ordering::Acquire)
+            || *self.adoption.stopped.lock()
+    }
+
+    /// Takes `segment`'s items into this process's queue, in chunks: each
+    /// chunk is written to this process's file, then marked done in the
+    /// orphan's, so an adoption cut short (by `deadline` or a stop) leaves
+    /// the rest for a later round and repeats nothing.
+    /// Ok(false) when cut short.
+    fn adopt(&self, segment: Segment, deadline: Option<Instant>) -> Result<bool, String> {
         let due = self.config.due_now();
         let mut n = 0usize;
         let mut dropped = super::Dropped::default();
+        let mut chunk: Option<(u64, u64)> = None;
+        let mut problem = None;
+        let mut finished = true;
+        let commit = |chunk: &mut Option<(u64, u64)>| -> Result<(), String> {
+            let Some((from, to)) = chunk.take() else {
+                return Ok(());
+            };
+            // Adopted items are this process's as soon as their records are
+            // in its journal (they survive its death from then on); records
+            // that had to wait in memory must reach its queue file first.
+            let in_memory = self.queue.lock().unwritten.memory_bytes() > 0;
+            if in_memory && !self.write_unwritten() {
+                // The orphan stays until they are written, so nothing is
+                // lost if this process dies first.
+                return Err("this process's own queue cannot be written".into());
+            }
+            store::mark_orphan_done(&segment, from, to)
+                .map_err(|e| format!("its adopted items cannot be marked: {e}"))
+        };
         let damaged = store::read_orphan(&segment, |item| {
+            if self.adoption_ends(deadline) {
+                finished = false;
+                return false;
+            }
+            let seq = item.seq;
             let (_, d) = self.push(stored_path(item.path), item.body.into(), Tag::None, due);
             dropped.merge(d);
             n += 1;
+            chunk = Some((chunk.map_or(seq, |c| c.0), seq));
             if n.is_multiple_of(WRITE_EVERY) {
-                self.write_unwritten();
+                if let Err(e) = commit(&mut chunk) {
+                    problem = Some(e);
+                    return false;
+                }
             }
+            true
         })
         .map_err(|e| format!("cannot be read: {e}"));
         // The adoption lock is the only one held here, and the core never takes it.
         self.settle(dropped);
         let damaged = damaged?;
-        if !self.write_unwritten() {
-            // Its items wait in memory here; the orphan stays until they are
-            // written, so nothing is lost if this process dies first.
-            return Err("this process's own queue cannot be written".into());
+        if let Some(problem) = problem {
+            return Err(problem);
+        }
+        commit(&mut chunk)?;
+        if !finished {
+            return Ok(false); // the rest waits for a later round, still an orphan
         }
         if damaged > 0 {
             self.queue.lock().stats.corrupt_bytes += damaged;
@@ -124,6 +193,6 @@ impl Shared {
             ));
         }
         segment.remove();
-        Ok(())
+        Ok(true)
     }
 }

@@ -534,10 +534,8 @@ impl Delivery {
     /// leaves nothing that would be sent again.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        if self.shared.config.adopt {
-            self.shared.adopt_orphans();
-        }
-        let flushed = self.flush_until(deadline);
+        let adopted = !self.shared.config.adopt || self.shared.adopt_orphans(Some(deadline));
+        let flushed = self.flush_until(deadline) && adopted;
         if flushed {
             // A failed write is reported and retried; what was sent stays sent.
             self.shared.write_unwritten();
@@ -563,20 +561,29 @@ impl Delivery {
     /// on disk for the next start (or another process on the directory).
     /// Returns whether the flush finished.
     pub fn shutdown(&self, timeout: Duration) -> bool {
+        let deadline = stop_deadline(Instant::now(), timeout);
         let flushed = self.flush(timeout);
         let s = &*self.shared;
         s.stop.store(true, Ordering::Release);
         s.work.notify_all();
         s.adoption.stop();
+        // Nothing below waits past the deadline: a thread still busy then (a
+        // long compaction, a stuck disk) is left to finish on its own, and
+        // what it leaves is in the journal for the segment's next opener.
+        // Once the adoption lock is had, no adoption is under way, and after
+        // the stop none starts: then an empty segment may be removed.
+        let adoption_idle = s.adoption.idle_by(deadline);
         if let Some(a) = self.adopter.lock().take() {
-            let _ = a.join(); // disk work only, and it checks the stop flag
+            crate::util::join_by(a, Some(deadline));
         }
         if let Some(mut w) = self.writer.lock().take() {
-            w.stop();
+            w.stop_by(Some(deadline));
         }
-        let written = s.write_unwritten();
+        let written = s.write_unwritten_by(Some(deadline));
         let empty = s.queue.lock().len() == 0;
-        s.store.close(written && empty);
+        s.store
+            .close_by(written && empty && adoption_idle.is_some(), Some(deadline));
+        drop(adoption_idle);
         // The worker leaves at its next check; inside a request it may take up
         // to timeout_ms, so it is only joined when it has already left. A
         // request it then completes is sent again by the next start (the
@@ -951,6 +958,18 @@ impl Shared {
             }
         }
     }
+}
+
+/// Stopping (threads ending, the last writes, closing the file) takes what
+/// is left of a shutdown's timeout, but at least this: a thread that is
+/// merely waking up, or a write in progress, is not abandoned for a zero
+/// timeout. Only something stuck (a long compaction, a lock another
+/// process holds) is left behind, and its work is in the journal.
+pub const STOP_GRACE: Duration = Duration::from_millis(250);
+
+/// The deadline for stopping, for a shutdown that started at `start`.
+pub fn stop_deadline(start: Instant, timeout: Duration) -> Instant {
+    (start + timeout).max(Instant::now() + STOP_GRACE)
 }
 
 /// What the worker does next.

@@ -677,14 +677,30 @@ impl QueueStore {
     /// Closes the file and releases the segment; with `remove` (nothing is
     /// left in it) its files are removed first.
     pub fn close(&self, remove: bool) {
-        if let Some(f) = self.file.lock().file.take() {
+        self.close_by(remove, None);
+    }
+
+    /// As [`close`](Self::close), giving up at `deadline` if another thread
+    /// holds the file (a compaction): false when it gave up, leaving the
+    /// store open and the segment held.
+    pub fn close_by(&self, remove: bool, deadline: Option<std::time::Instant>) -> bool {
+        let guard = match deadline {
+            None => Some(self.file.lock()),
+            Some(d) => self.file.try_lock_until(d),
+        };
+        let Some(mut guard) = guard else {
+            return false;
+        };
+        if let Some(f) = guard.file.take() {
             let _ = f.sync_all();
         }
+        drop(guard);
         if let Some(segment) = self.segment.lock().take() {
             if remove {
                 segment.remove();
             }
         }
+        true
     }
 }
 
@@ -719,6 +735,15 @@ fn append_parts(file: &mut File, parts: &[&[u8]], sync: bool) -> io::Result<()> 
         let _ = file.set_len(end);
     }
     written
+}
+
+/// Marks items `from..=to` of another process's segment done (they were
+/// adopted), so that an adoption cut short is not repeated for them.
+pub fn mark_orphan_done(segment: &Segment, from: u64, to: u64) -> io::Result<()> {
+    let mut record = Vec::new();
+    encode_done(from, to, &mut record);
+    let mut file = files::options().write(true).open(segment.file("bin"))?;
+    append_parts(&mut file, &[&record], true)
 }
 
 /// Folds the journal of `segment` (see [`journal`](super::journal)) into its
@@ -895,9 +920,13 @@ pub fn merge_ranges(mut done: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 
 /// Hands each live item of another process's segment to `visit`, in order,
 /// without holding more than one in memory: a first pass collects the done
-/// ranges, a second visits the items they do not cover. Returns the bytes
-/// that held no intact record (damage), which are skipped.
-pub fn read_orphan(segment: &Segment, mut visit: impl FnMut(StoredItem)) -> io::Result<u64> {
+/// ranges, a second visits the items they do not cover, until `visit`
+/// returns false. Returns the bytes that held no intact record (damage),
+/// which are skipped.
+pub fn read_orphan(
+    segment: &Segment,
+    mut visit: impl FnMut(StoredItem) -> bool,
+) -> io::Result<u64> {
     fold_journal(segment)?;
     let path = segment.file("bin");
     let mut file = match files::options().read(true).open(&path) {
@@ -913,10 +942,11 @@ pub fn read_orphan(segment: &Segment, mut visit: impl FnMut(StoredItem)) -> io::
     })?;
     let done = merge_ranges(done);
     let mut last_item = 0u64;
-    scan(&mut file, 0, |_, _, payload| {
+    scan_while(&mut file, 0, |_, _, payload| {
+        let mut more = true;
         if let Some(Record::Item { seq, path, body }) = parse(payload) {
             if seq > last_item && !in_ranges(&done, seq) {
-                visit(StoredItem {
+                more = visit(StoredItem {
                     seq,
                     path: path.to_string(),
                     body: body.to_vec(),
@@ -924,6 +954,7 @@ pub fn read_orphan(segment: &Segment, mut visit: impl FnMut(StoredItem)) -> io::
             }
             last_item = last_item.max(seq);
         }
+        more
     })?;
     Ok(damaged.iter().map(|(from, to)| to - from).sum())
 }
@@ -1190,7 +1221,11 @@ mod tests {
         let segment = Segment::claim(&d, &stem).unwrap().expect("nobody holds it");
         assert!(Segment::claim(&d, &stem).unwrap().is_none(), "held once");
         let mut got = Vec::new();
-        let damaged = read_orphan(&segment, |i| got.push(i.seq)).unwrap();
+        let damaged = read_orphan(&segment, |i| {
+            got.push(i.seq);
+            true
+        })
+        .unwrap();
         assert_eq!((got, damaged), (vec![1, 2, 3, 4, 5, 8, 9, 10], 0));
         segment.remove();
         assert!(segments::stems(&d).unwrap().is_empty());

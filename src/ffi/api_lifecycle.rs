@@ -53,9 +53,12 @@ pub extern "C" fn trodo_flush(timeout_ms: u32) -> TrodoStatus {
 /// what could not be sent stays queued on disk for the next trodo_init (or
 /// another process on the same storage directory), and later calls give
 /// TRODO_ERR_NOT_INITIALIZED until trodo_init is called again. Returns
-/// TRODO_ERR_TIMEOUT if the flush did not finish. This is how to send at
-/// exit: a program that exits without it keeps what it accepted on disk
-/// (an exit handler writes it) and sends it at its next start.
+/// TRODO_ERR_TIMEOUT if the flush did not finish. Stopping takes what is
+/// left of `timeout_ms`, but at least 250 ms; what a stuck thread or lock
+/// (another process holding the state lock, a long compaction) has not
+/// finished by then is left to it, and nothing accepted is lost by that.
+/// This is how to send at exit: a program that exits without it keeps what
+/// it accepted on disk and sends it at its next start.
 #[no_mangle]
 pub extern "C" fn trodo_shutdown(timeout_ms: u32) -> TrodoStatus {
     guard::status(|| global::shutdown(Duration::from_millis(timeout_ms.into())))
