@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/py-venv
-scripts/py-venv.sh "$venv" "pytest>=7,<9"
+# celery: the prefork-worker test only (never a dependency of the package).
+scripts/py-venv.sh "$venv" "pytest>=7,<9" "celery>=5.3,<6"
 export TRODO_LIB="$PWD/target/debug/libtrodo.so"
 [ "$(uname)" = Darwin ] && export TRODO_LIB="$PWD/target/debug/libtrodo.dylib"
 # Run from the tests folder so the installed package, not the source tree, is imported.
