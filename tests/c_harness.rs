@@ -25,6 +25,7 @@ const C_PROGRAMS: &[&str] = &[
     "c_fork",
     "c_exit",
     "c_users",
+    "c_late",
 ];
 const CXX_PROGRAMS: &[&str] = &["c_cxx"];
 const WARNINGS: &[&str] = &["-Wall", "-Wextra", "-Werror", "-pedantic"];
@@ -307,7 +308,7 @@ macro_rules! harness_tests {
 
 harness_tests!(
     c_delivery, c_groups, c_profile, c_errors, c_persist, c_identify, c_threads, c_fork, c_exit,
-    c_users, c_cxx
+    c_users, c_late, c_cxx
 );
 
 #[test]

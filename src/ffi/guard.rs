@@ -12,29 +12,51 @@ thread_local! {
     static LAST_STATUS: Cell<TrodoStatus> = const { Cell::new(TrodoStatus::TRODO_OK) };
 }
 
+/// What `trodo_last_error` gives on a thread whose thread-locals are already
+/// destroyed (a call from an `atexit` handler, a key destructor or a late
+/// thread-local destructor): the message itself could not be kept.
+const NO_THREAD_STORAGE: &std::ffi::CStr =
+    c"(this thread is ending: its last error message could not be kept; see the status)";
+
 /// This thread's last status (`TRODO_OK` after a success).
 pub fn last_status() -> TrodoStatus {
-    LAST_STATUS.with(Cell::get)
+    LAST_STATUS
+        .try_with(Cell::get)
+        .unwrap_or(TrodoStatus::TRODO_OK)
 }
+
+// Every access below uses `try_with`: `with` panics once the thread's
+// storage is gone, and a panic there (outside any catch_unwind, or while
+// unwinding is not possible) aborts the host program.
 
 fn set_last_error(message: &str) {
     // An interior NUL would truncate the message; C cannot see past it anyway.
     let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            *e = c;
+        }
+    });
 }
 
 /// No allocation when it is already empty: every successful call clears it.
 fn clear_last_error() {
-    LAST_ERROR.with(|e| {
-        if !e.borrow().is_empty() {
-            *e.borrow_mut() = CString::default();
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            if !e.is_empty() {
+                *e = CString::default();
+            }
         }
     });
 }
 
 /// This thread's last error message; valid until its next `trodo_*` call.
 pub fn last_error_ptr() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|e| e.try_borrow().map(|e| e.as_ptr()).ok())
+        .ok()
+        .flatten()
+        .unwrap_or(NO_THREAD_STORAGE.as_ptr())
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -47,21 +69,29 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs `f`, catching panics and recording the error, if any.
+/// Everything, the last-error bookkeeping included, runs inside the panic
+/// boundary.
 fn run<T>(f: impl FnOnce() -> Result<T>) -> std::result::Result<T, TrodoStatus> {
-    clear_last_error();
-    let result = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(Error { kind, message })) => {
-            set_last_error(&message);
-            Err(kind.into())
-        }
-        Err(payload) => {
-            set_last_error(&panic_message(payload.as_ref()));
-            Err(TrodoStatus::TRODO_ERR_INTERNAL)
-        }
-    };
-    LAST_STATUS.with(|s| s.set(*result.as_ref().err().unwrap_or(&TrodoStatus::TRODO_OK)));
-    result
+    let guarded = catch_unwind(AssertUnwindSafe(|| {
+        clear_last_error();
+        let result = match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(Error { kind, message })) => {
+                set_last_error(&message);
+                Err(kind.into())
+            }
+            Err(payload) => {
+                set_last_error(&panic_message(payload.as_ref()));
+                Err(TrodoStatus::TRODO_ERR_INTERNAL)
+            }
+        };
+        let status = *result.as_ref().err().unwrap_or(&TrodoStatus::TRODO_OK);
+        let _ = LAST_STATUS.try_with(|s| s.set(status));
+        result
+    }));
+    // Only the bookkeeping can get here (it does not panic by design): a
+    // panic message's own formatting, say.
+    guarded.unwrap_or(Err(TrodoStatus::TRODO_ERR_INTERNAL))
 }
 
 /// For calls returning a status.
