@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::sync::{Condvar, Mutex, MutexGuard};
 
+use super::queue::stored_path;
 use super::segments::{self, Segment};
-use super::{store, stored_path, Shared, Tag};
+use super::{store, Shared, Tag};
 
 const EVERY: Duration = Duration::from_secs(30);
 /// Adopted records are written to this process's file every so many items,

@@ -1,0 +1,97 @@
+//! The queue's way to disk: the writer's appends of the journal (and what
+//! waits in memory) to the queue file, sync durability, and compaction.
+
+use std::time::Instant;
+
+use super::{store, Shared};
+
+impl Shared {
+    /// Appends the unwritten records to the queue file and syncs them. On
+    /// failure they are kept, ahead of newer ones, for the next write, and
+    /// it is reported. Returns whether everything was written.
+    pub(super) fn write_unwritten(&self) -> bool {
+        self.write_unwritten_by(None)
+    }
+
+    /// As [`write_unwritten`](Self::write_unwritten), giving up at
+    /// `deadline` on the file or the queue if another thread holds them.
+    pub(super) fn write_unwritten_by(&self, deadline: Option<Instant>) -> bool {
+        // A half left by a failed write, the active half, then memory: at
+        // most three appends bring everything up to date.
+        for _ in 0..3 {
+            let taken = self.store.append_with(
+                || {
+                    let q = match deadline {
+                        None => Some(self.queue.lock()),
+                        Some(d) => self.queue.try_lock_until(d),
+                    };
+                    q.map(|mut q| q.unwritten.take())
+                },
+                true,
+                deadline,
+            );
+            let Some((Some(mut job), result)) = taken else {
+                return false; // the deadline passed
+            };
+            let empty = job.is_empty();
+            let written = matches!(result, Ok(true));
+            if written {
+                job.written();
+            }
+            self.queue.lock().unwritten.give_back(job, written);
+            match result {
+                Ok(true) if empty => return true,
+                Ok(true) => continue,
+                // Closed at shutdown: what is left stays in the journal,
+                // which the segment's next opener reads back.
+                Ok(false) => return false,
+                Err(e) => {
+                    self.diag.report(format!(
+                        "queue write failed (the records are kept and written again later): {e}"
+                    ));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Has the writer write without waiting out its interval: a burst of
+    /// calls then reuses one buffer of about `WRITE_NOW_BYTES` instead of
+    /// growing a new one, page by page, for each interval.
+    pub(super) fn write_now(&self) {
+        if let Some(flag) = self.dirty.get() {
+            flag.urge();
+        }
+    }
+
+    /// Unwritten records go to disk now with sync durability, else within
+    /// persist_interval through the writer thread, which also compacts when
+    /// due (never the caller's thread: a compaction copies the backlog).
+    /// Returns false when sync durability asked for the write and it failed.
+    pub(super) fn persist_soon(&self) -> bool {
+        let written = !self.config.sync || self.write_unwritten();
+        if let Some(flag) = self.dirty.get() {
+            flag.mark();
+        }
+        written
+    }
+
+    pub(super) fn compact_if_due(&self) {
+        if std::mem::take(&mut self.queue.lock().compact_due) {
+            // The snapshot is taken under the file lock, so no record can be
+            // appended to the old file after it and be lost by the rename.
+            let result = self.store.rewrite_with(|out| {
+                let q = self.queue.lock();
+                for i in &q.items {
+                    store::encode_item(i.seq, &i.path, &i.body, out);
+                }
+                store::spill_range(q.spilled.front().zip(q.spilled.back()))
+            });
+            if let Err(e) = result {
+                self.diag
+                    .report(format!("queue compaction failed (will retry): {e}"));
+            }
+        }
+    }
+}
