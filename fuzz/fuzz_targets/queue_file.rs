@@ -1,8 +1,9 @@
-//! A queue file of arbitrary bytes, opened as a segment left by an earlier
-//! run: whatever is in it loads (damage is skipped and counted), every
-//! item it reports can be read back, and adopting it as another process's
-//! orphan visits the same items. Never a panic, a hang, or an allocation
-//! larger than the file.
+//! A queue file and its journal of arbitrary bytes (the first two bytes say
+//! where the queue file ends), opened as a segment left by an earlier run:
+//! whatever is in them loads (damage is skipped and counted), every item it
+//! reports can be read back, and adopting it as another process's orphan
+//! visits the same items. Never a panic, a hang, or an allocation larger
+//! than the files.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,7 +14,15 @@ fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("trodo-fuzz-queue-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::write(dir.join("queue.bin"), data).expect("write");
+    let split = match data {
+        [a, b, ..] => usize::from(u16::from_le_bytes([*a, *b])).min(data.len() - 2),
+        _ => 0,
+    };
+    let (bin, jnl) = data.get(2..).unwrap_or_default().split_at(split);
+    std::fs::write(dir.join("queue.bin"), bin).expect("write");
+    if !jnl.is_empty() {
+        std::fs::write(dir.join("queue.jnl"), jnl).expect("write");
+    }
 
     // As an orphan: the items another process would adopt.
     let stem = segments::stems(&dir)
@@ -22,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
         .expect("the segment");
     let orphan = Segment::claim(&dir, &stem).expect("claim").expect("free");
     let mut adopted = Vec::new();
-    store::read_orphan(&orphan, |item| adopted.push(item.seq)).expect("read");
+    store::read_orphan(&orphan, |item| {
+        adopted.push(item.seq);
+        true
+    })
+    .expect("read");
     drop(orphan);
 
     // As this process's own queue, with a small head so most are spilled.

@@ -20,24 +20,40 @@
 //! dropped by a rewrite); it is never fatal.
 //!
 //! Each process writes a file of its own: a [`Segment`] (see [`segments`](super::segments)).
+//!
+//! Rooms: [`codec`] frames and parses records; [`scan`] reads them from a
+//! file, resynchronising past damage; [`recovery`] decides what a file holds
+//! (at start, for adoption, for a compaction's copy) by one rule; this module
+//! is the segment's queue store: open, append, read back, compact, close.
+
+mod codec;
+mod recovery;
+mod scan;
+
+pub use codec::{encode_done, encode_item, intact_record_at, item_record_len, records, Record};
+use codec::{parse, ITEM_OVERHEAD};
+use recovery::{copy_spilled, fold_journal, read_all};
+pub use recovery::{mark_orphan_done, merge_ranges, read_orphan};
+use scan::{scan_while, take_wanted, want};
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+
 use std::path::{Path, PathBuf};
 
 use crate::sync::Mutex;
 
 use super::journal::{self, Half};
+
 use super::segments::{self, Segment};
+
 use crate::error::{Error, ErrorKind, Result};
+
 use crate::files;
 
-/// A record larger than this is damage, not data (items are at most a few MiB).
-const MAX_RECORD: u32 = 64 * 1024 * 1024;
 /// Rewrite the file once this much of it is done records.
 const COMPACT_AFTER_DEAD_BYTES: u64 = 4 * 1024 * 1024;
-/// Record framing plus the fixed part of an item payload.
-const ITEM_OVERHEAD: u64 = 8 + 11;
 
 /// An item read back from disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,275 +126,11 @@ pub struct QueueStore {
     dead_bytes: Mutex<u64>,
 }
 
-pub fn encode_item(seq: u64, path: &str, body: &[u8], out: &mut Vec<u8>) {
-    framed(out, |out| {
-        out.push(b'I');
-        out.extend_from_slice(&seq.to_le_bytes());
-        out.extend_from_slice(&(path.len() as u16).to_le_bytes());
-        out.extend_from_slice(path.as_bytes());
-        out.extend_from_slice(body);
-    });
-}
-
-pub fn encode_done(from: u64, to: u64, out: &mut Vec<u8>) {
-    framed(out, |out| {
-        out.push(b'D');
-        out.extend_from_slice(&from.to_le_bytes());
-        out.extend_from_slice(&to.to_le_bytes());
-    });
-}
-
-/// The size on disk of an item record.
-pub fn item_record_len(path: &str, body: &[u8]) -> u64 {
-    ITEM_OVERHEAD + (path.len() + body.len()) as u64
-}
-
-fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    framed(out, |out| out.extend_from_slice(payload));
-}
-
-/// Appends the record whose payload `write` appends, framed: the payload is
-/// written in place and its length and checksum filled in after, so the
-/// caller's track path copies its body once and allocates nothing.
-fn framed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 8]);
-    write(out);
-    let payload = &out[start + 8..];
-    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-}
-
 fn storage(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorKind::Storage,
         format!("storage: {} {what}: {e}", path.display()),
     )
-}
-
-fn u64_at(payload: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        payload.get(at..at + 8)?.try_into().ok()?,
-    ))
-}
-
-/// A record's payload, parsed (borrowing from it).
-pub enum Record<'a> {
-    Item {
-        seq: u64,
-        path: &'a str,
-        body: &'a [u8],
-    },
-    Done(u64, u64),
-}
-
-fn parse(payload: &[u8]) -> Option<Record<'_>> {
-    match payload.first()? {
-        b'I' => {
-            let len = u16::from_le_bytes(payload.get(9..11)?.try_into().ok()?) as usize;
-            Some(Record::Item {
-                seq: u64_at(payload, 1)?,
-                path: std::str::from_utf8(payload.get(11..11 + len)?).ok()?,
-                body: payload.get(11 + len..)?,
-            })
-        }
-        b'D' => Some(Record::Done(u64_at(payload, 1)?, u64_at(payload, 9)?)),
-        _ => None,
-    }
-}
-
-/// Reads the next intact record into `payload`; returns its size on disk and
-/// its parse. None at the end of the data or at damage (a torn, oversized,
-/// mis-checksummed or unknown record).
-fn read_record<'p>(
-    r: &mut impl Read,
-    payload: &'p mut Vec<u8>,
-) -> std::io::Result<Option<(u64, Record<'p>)>> {
-    let mut header = [0u8; 8];
-    if read_exact_or_eof(r, &mut header)? {
-        return Ok(None);
-    }
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if len == 0 || len > MAX_RECORD {
-        return Ok(None);
-    }
-    // Read as far as the data goes, not allocated up front: a damaged length
-    // near MAX_RECORD must not cost that much memory (found by fuzzing).
-    payload.clear();
-    let got = r.take(u64::from(len)).read_to_end(payload)?;
-    if got < len as usize || crc32fast::hash(payload) != crc {
-        return Ok(None);
-    }
-    Ok(parse(payload).map(|record| (8 + u64::from(len), record)))
-}
-
-/// Finds the items `wanted` (ascending seqs) in records read from `r`, in
-/// order, starting at `wanted[*next]`. A record past the wanted seq means
-/// the wanted one is not in the stream: it is skipped (the caller counts it).
-/// Returns the bytes consumed up to the last record looked at.
-fn take_wanted(
-    r: &mut impl Read,
-    wanted: &[u64],
-    next: &mut usize,
-    found: &mut Vec<StoredItem>,
-) -> std::io::Result<u64> {
-    let mut payload = Vec::new();
-    let mut consumed = 0u64;
-    while *next < wanted.len() {
-        let Some((size, record)) = read_record(r, &mut payload)? else {
-            break;
-        };
-        consumed += size;
-        want(Some(record), wanted, &mut *next, found);
-    }
-    Ok(consumed)
-}
-
-/// Takes `record` into `found` when it is the item `wanted[*next]`; an item
-/// past a wanted seq means that one is not there (skipped, for the caller
-/// to count).
-fn want(record: Option<Record<'_>>, wanted: &[u64], next: &mut usize, found: &mut Vec<StoredItem>) {
-    let Some(Record::Item { seq, path, body }) = record else {
-        return;
-    };
-    while *next < wanted.len() && wanted[*next] < seq {
-        *next += 1;
-    }
-    if wanted.get(*next) == Some(&seq) {
-        found.push(StoredItem {
-            seq,
-            path: path.to_string(),
-            body: body.to_vec(),
-        });
-        *next += 1;
-    }
-}
-
-/// Reads every intact record of `file` from `start` to its end, in order,
-/// handing each to `visit` with its offset, size on disk and payload (which
-/// [`parse`] accepts). Damage
-/// (a torn, oversized, mis-checksummed or unknown record, or bytes that are
-/// no record at all) costs only itself: reading resumes at the next offset
-/// where a whole record checks out. Returns the damaged byte ranges.
-fn scan(
-    file: &mut File,
-    start: u64,
-    mut visit: impl FnMut(u64, u64, &[u8]),
-) -> io::Result<Vec<(u64, u64)>> {
-    scan_while(file, start, |at, size, payload| {
-        visit(at, size, payload);
-        true
-    })
-    .map(|(damaged, _)| damaged)
-}
-
-/// As [`scan`], stopping after the first record for which `visit` returns
-/// false. Also returns the offset after the last record visited.
-fn scan_while(
-    file: &mut File,
-    start: u64,
-    mut visit: impl FnMut(u64, u64, &[u8]) -> bool,
-) -> io::Result<(Vec<(u64, u64)>, u64)> {
-    let len = file.metadata()?.len();
-    let (mut pos, mut damaged, mut payload) = (start, Vec::new(), Vec::new());
-    while pos < len {
-        file.seek(SeekFrom::Start(pos))?;
-        let mut reader = BufReader::with_capacity(256 * 1024, (&mut *file).take(len - pos));
-        while let Some((size, _)) = read_record(&mut reader, &mut payload)? {
-            let more = visit(pos, size, &payload);
-            pos += size;
-            if !more {
-                return Ok((damaged, pos));
-            }
-        }
-        if pos < len {
-            let next = resync(file, pos + 1, len)?;
-            damaged.push((pos, next));
-            pos = next;
-        }
-    }
-    Ok((damaged, pos))
-}
-
-/// The first offset from `from` on where an intact record starts, or `len`.
-/// A window of the file is searched at a time; a candidate must look like one
-/// of our records (a plausible length, an `I` payload naming an `/api/` path
-/// or a 17-byte `D` payload) before its checksum is computed.
-fn resync(file: &mut File, from: u64, len: u64) -> io::Result<u64> {
-    const WINDOW: u64 = 256 * 1024;
-    let mut buf = Vec::new();
-    let mut base = from;
-    while base < len {
-        let n = WINDOW.min(len - base);
-        buf.resize(n as usize, 0);
-        file.seek(SeekFrom::Start(base))?;
-        file.read_exact(&mut buf)?;
-        // Each candidate needs PLAUSIBLE_HEAD bytes in view: windows overlap
-        // by that much, except the last.
-        let end = if base + n == len {
-            buf.len()
-        } else {
-            buf.len() - PLAUSIBLE_HEAD
-        };
-        for i in 0..end {
-            let at = base + i as u64;
-            let Some(rlen) = plausible(&buf[i..], len - at) else {
-                continue;
-            };
-            let intact = match buf.get(i..i + 8 + rlen as usize) {
-                Some(bytes) => checks_out(bytes),
-                None => record_checks_out(file, at, rlen)?,
-            };
-            if intact {
-                return Ok(at);
-            }
-        }
-        base += end as u64;
-    }
-    Ok(len)
-}
-
-/// Bytes a candidate needs for [`plausible`]: framing, an item's fixed part
-/// and the start of its path.
-const PLAUSIBLE_HEAD: usize = 8 + 11 + 5;
-
-/// The payload length, when `head` (the bytes at a candidate offset, with
-/// `remaining` bytes in the file from there) looks like the start of a record.
-fn plausible(head: &[u8], remaining: u64) -> Option<u64> {
-    let rlen = u64::from(u32::from_le_bytes(head.get(..4)?.try_into().ok()?));
-    if rlen == 0 || rlen > u64::from(MAX_RECORD) || 8 + rlen > remaining {
-        return None;
-    }
-    let looks = match *head.get(8)? {
-        b'D' => rlen == 17,
-        b'I' => {
-            let plen = u64::from(u16::from_le_bytes(head.get(17..19)?.try_into().ok()?));
-            rlen >= 11 + plen && head.get(19..24)? == b"/api/"
-        }
-        _ => false,
-    };
-    looks.then_some(rlen)
-}
-
-/// Whether `bytes` (a whole framed record) has the right checksum and parses.
-fn checks_out(bytes: &[u8]) -> bool {
-    let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    let payload = &bytes[8..];
-    crc32fast::hash(payload) == crc && parse(payload).is_some()
-}
-
-fn record_checks_out(file: &mut File, at: u64, rlen: u64) -> io::Result<bool> {
-    let mut bytes = vec![0u8; 8 + rlen as usize];
-    file.seek(SeekFrom::Start(at))?;
-    file.read_exact(&mut bytes)?;
-    Ok(checks_out(&bytes))
-}
-
-fn in_ranges(ranges: &[(u64, u64)], seq: u64) -> bool {
-    let idx = ranges.partition_point(|&(from, _)| from <= seq);
-    idx > 0 && ranges[idx - 1].1 >= seq
 }
 
 impl QueueStore {
@@ -737,240 +489,10 @@ fn append_parts(file: &mut File, parts: &[&[u8]], sync: bool) -> io::Result<()> 
     written
 }
 
-/// Marks items `from..=to` of another process's segment done (they were
-/// adopted), so that an adoption cut short is not repeated for them.
-pub fn mark_orphan_done(segment: &Segment, from: u64, to: u64) -> io::Result<()> {
-    let mut record = Vec::new();
-    encode_done(from, to, &mut record);
-    let mut file = files::options().write(true).open(segment.file("bin"))?;
-    append_parts(&mut file, &[&record], true)
-}
-
-/// Folds the journal of `segment` (see [`journal`](super::journal)) into its
-/// queue file, so that every reader of the queue file sees what the journal
-/// held.
-fn fold_journal(segment: &Segment) -> io::Result<()> {
-    journal::fold(&segment.file("jnl"), |records| {
-        let mut file = files::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(segment.file("bin"))?;
-        append_parts(&mut file, &[records], true)
-    })
-}
-
-/// The size of the intact record at the start of `bytes`, if one is there
-/// whole (a journal's records end at the first that is not).
-pub fn intact_record_at(bytes: &[u8]) -> Option<usize> {
-    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
-    if len == 0 || len > MAX_RECORD {
-        return None;
-    }
-    let record = bytes.get(..8 + len as usize)?;
-    checks_out(record).then_some(record.len())
-}
-
-/// Each whole record at the start of `bytes` (framing included), parsed, in
-/// order, up to the first that is not whole and intact.
-pub fn records(mut bytes: &[u8]) -> impl Iterator<Item = (&[u8], Record<'_>)> {
-    std::iter::from_fn(move || {
-        let size = intact_record_at(bytes)?;
-        let (frame, rest) = bytes.split_at(size);
-        bytes = rest;
-        Some((frame, parse(&frame[8..])?))
-    })
-}
-
 /// The seq range of the spilled items from their first and last, for a
 /// compaction to copy.
 pub fn spill_range(ends: Option<(&SpillRef, &SpillRef)>) -> Option<(u64, u64)> {
     ends.map(|(first, last)| (first.seq(), last.seq()))
-}
-
-/// Copies the item records with seqs in `first..=last` from `old` (from
-/// `cursor` on, each seq once, none that `done` covers) to `out`.
-fn copy_spilled(
-    old: &mut File,
-    cursor: u64,
-    first: u64,
-    last: u64,
-    done: &[(u64, u64)],
-    out: &mut impl Write,
-) -> std::io::Result<()> {
-    let mut frame_buf = Vec::new();
-    let mut copied_through = first.saturating_sub(1);
-    let mut written = Ok(());
-    scan(old, cursor, |_, _, payload| {
-        let Some(Record::Item { seq, .. }) = parse(payload) else {
-            return;
-        };
-        if written.is_ok() && seq > copied_through && seq <= last && !in_ranges(done, seq) {
-            frame_buf.clear();
-            frame(payload, &mut frame_buf);
-            written = out.write_all(&frame_buf);
-            copied_through = seq;
-        }
-    })?;
-    written
-}
-
-struct Loaded {
-    recovered: Recovered,
-    file_len: u64,
-    /// Byte ranges that held no intact record.
-    damaged: Vec<(u64, u64)>,
-    /// Bytes of done item records.
-    dead: u64,
-    done: Vec<(u64, u64)>,
-    spill_cursor: u64,
-}
-
-/// Reads every intact record in one pass. Items are taken in full until
-/// `head_bytes` of bodies, then only as references; which of them are done is
-/// known at the end, when every done marker has been seen.
-fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<Loaded> {
-    let io = |e| storage(path, "cannot be read", e);
-    let mut head: Vec<StoredItem> = Vec::new();
-    let mut head_body_bytes = 0u64;
-    let mut spilled: Vec<SpillRef> = Vec::new();
-    let mut spill_cursor = None;
-    let mut done: Vec<(u64, u64)> = Vec::new();
-    let (mut last_seq, mut last_item) = (0u64, 0u64);
-    let damaged = scan(file, 0, |at, _size, payload| {
-        let (seq, item_path, body) = match parse(payload) {
-            Some(Record::Done(from, to)) => {
-                last_seq = last_seq.max(to);
-                done.push((from, to));
-                return;
-            }
-            Some(Record::Item { seq, path, body }) => (seq, path, body),
-            None => return, // scan hands over parsed records only
-        };
-        last_seq = last_seq.max(seq);
-        if seq <= last_item {
-            return; // a repeat (see the module doc)
-        }
-        last_item = seq;
-        let fits = head.is_empty() || head_body_bytes + body.len() as u64 <= head_bytes;
-        if spill_cursor.is_none() && fits {
-            head_body_bytes += body.len() as u64;
-            head.push(StoredItem {
-                seq,
-                path: item_path.to_string(),
-                body: body.to_vec(),
-            });
-        } else {
-            spill_cursor.get_or_insert(at);
-            spilled.push(SpillRef {
-                seq,
-                body_len: body.len() as u32,
-                path_len: item_path.len() as u16,
-            });
-        }
-    })
-    .map_err(io)?;
-    let file_len = file.metadata().map_err(io)?.len();
-    let merged = merge_ranges(done);
-    let mut dead = 0u64;
-    head.retain(|i| {
-        let gone = in_ranges(&merged, i.seq);
-        dead += if gone {
-            item_record_len(&i.path, &i.body)
-        } else {
-            0
-        };
-        !gone
-    });
-    spilled.retain(|r| {
-        let gone = in_ranges(&merged, r.seq());
-        dead += if gone { r.record_len() } else { 0 };
-        !gone
-    });
-    Ok(Loaded {
-        recovered: Recovered {
-            items: head,
-            spilled,
-            last_seq,
-            damage: None,
-            damaged_bytes: 0,
-            skipped: Vec::new(),
-            journal: None,
-        },
-        file_len,
-        damaged,
-        dead,
-        done: merged,
-        spill_cursor: spill_cursor.unwrap_or(file_len),
-    })
-}
-
-/// Done ranges sorted and merged, for [`in_ranges`].
-pub fn merge_ranges(mut done: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    done.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(done.len());
-    for (from, to) in done {
-        match merged.last_mut() {
-            Some(last) if from <= last.1.saturating_add(1) => last.1 = last.1.max(to),
-            _ => merged.push((from, to)),
-        }
-    }
-    merged
-}
-
-/// Hands each live item of another process's segment to `visit`, in order,
-/// without holding more than one in memory: a first pass collects the done
-/// ranges, a second visits the items they do not cover, until `visit`
-/// returns false. Returns the bytes that held no intact record (damage),
-/// which are skipped.
-pub fn read_orphan(
-    segment: &Segment,
-    mut visit: impl FnMut(StoredItem) -> bool,
-) -> io::Result<u64> {
-    fold_journal(segment)?;
-    let path = segment.file("bin");
-    let mut file = match files::options().read(true).open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut done = Vec::new();
-    let damaged = scan(&mut file, 0, |_, _, payload| {
-        if let Some(Record::Done(from, to)) = parse(payload) {
-            done.push((from, to));
-        }
-    })?;
-    let done = merge_ranges(done);
-    let mut last_item = 0u64;
-    scan_while(&mut file, 0, |_, _, payload| {
-        let mut more = true;
-        if let Some(Record::Item { seq, path, body }) = parse(payload) {
-            if seq > last_item && !in_ranges(&done, seq) {
-                more = visit(StoredItem {
-                    seq,
-                    path: path.to_string(),
-                    body: body.to_vec(),
-                });
-            }
-            last_item = last_item.max(seq);
-        }
-        more
-    })?;
-    Ok(damaged.iter().map(|(from, to)| to - from).sum())
-}
-
-/// Fills `buf`; true at a clean or torn end of file.
-fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => return Ok(true),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(false)
 }
 
 #[cfg(test)]

@@ -1,0 +1,151 @@
+//! The record codec: how a record is framed (`[u32 LE payload length][u32
+//! LE CRC-32 of payload][payload]`), encoded and parsed, and whether bytes
+//! hold an intact one. Knows nothing of files.
+
+use std::io::Read;
+
+/// A record larger than this is damage, not data (items are at most a few MiB).
+pub(super) const MAX_RECORD: u32 = 64 * 1024 * 1024;
+
+/// Record framing plus the fixed part of an item payload.
+pub(super) const ITEM_OVERHEAD: u64 = 8 + 11;
+
+pub fn encode_item(seq: u64, path: &str, body: &[u8], out: &mut Vec<u8>) {
+    framed(out, |out| {
+        out.push(b'I');
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&(path.len() as u16).to_le_bytes());
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(body);
+    });
+}
+
+pub fn encode_done(from: u64, to: u64, out: &mut Vec<u8>) {
+    framed(out, |out| {
+        out.push(b'D');
+        out.extend_from_slice(&from.to_le_bytes());
+        out.extend_from_slice(&to.to_le_bytes());
+    });
+}
+
+/// The size on disk of an item record.
+pub fn item_record_len(path: &str, body: &[u8]) -> u64 {
+    ITEM_OVERHEAD + (path.len() + body.len()) as u64
+}
+
+pub(super) fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    framed(out, |out| out.extend_from_slice(payload));
+}
+
+/// Appends the record whose payload `write` appends, framed: the payload is
+/// written in place and its length and checksum filled in after, so the
+/// caller's track path copies its body once and allocates nothing.
+pub(super) fn framed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    write(out);
+    let payload = &out[start + 8..];
+    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+pub(super) fn u64_at(payload: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        payload.get(at..at + 8)?.try_into().ok()?,
+    ))
+}
+
+/// A record's payload, parsed (borrowing from it).
+pub enum Record<'a> {
+    Item {
+        seq: u64,
+        path: &'a str,
+        body: &'a [u8],
+    },
+    Done(u64, u64),
+}
+
+pub(super) fn parse(payload: &[u8]) -> Option<Record<'_>> {
+    match payload.first()? {
+        b'I' => {
+            let len = u16::from_le_bytes(payload.get(9..11)?.try_into().ok()?) as usize;
+            Some(Record::Item {
+                seq: u64_at(payload, 1)?,
+                path: std::str::from_utf8(payload.get(11..11 + len)?).ok()?,
+                body: payload.get(11 + len..)?,
+            })
+        }
+        b'D' => Some(Record::Done(u64_at(payload, 1)?, u64_at(payload, 9)?)),
+        _ => None,
+    }
+}
+
+/// Reads the next intact record into `payload`; returns its size on disk and
+/// its parse. None at the end of the data or at damage (a torn, oversized,
+/// mis-checksummed or unknown record).
+pub(super) fn read_record<'p>(
+    r: &mut impl Read,
+    payload: &'p mut Vec<u8>,
+) -> std::io::Result<Option<(u64, Record<'p>)>> {
+    let mut header = [0u8; 8];
+    if read_exact_or_eof(r, &mut header)? {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 || len > MAX_RECORD {
+        return Ok(None);
+    }
+    // Read as far as the data goes, not allocated up front: a damaged length
+    // near MAX_RECORD must not cost that much memory (found by fuzzing).
+    payload.clear();
+    let got = r.take(u64::from(len)).read_to_end(payload)?;
+    if got < len as usize || crc32fast::hash(payload) != crc {
+        return Ok(None);
+    }
+    Ok(parse(payload).map(|record| (8 + u64::from(len), record)))
+}
+
+/// Whether `bytes` (a whole framed record) has the right checksum and parses.
+pub(super) fn checks_out(bytes: &[u8]) -> bool {
+    let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    let payload = &bytes[8..];
+    crc32fast::hash(payload) == crc && parse(payload).is_some()
+}
+
+/// The size of the intact record at the start of `bytes`, if one is there
+/// whole (a journal's records end at the first that is not).
+pub fn intact_record_at(bytes: &[u8]) -> Option<usize> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    if len == 0 || len > MAX_RECORD {
+        return None;
+    }
+    let record = bytes.get(..8 + len as usize)?;
+    checks_out(record).then_some(record.len())
+}
+
+/// Each whole record at the start of `bytes` (framing included), parsed, in
+/// order, up to the first that is not whole and intact.
+pub fn records(mut bytes: &[u8]) -> impl Iterator<Item = (&[u8], Record<'_>)> {
+    std::iter::from_fn(move || {
+        let size = intact_record_at(bytes)?;
+        let (frame, rest) = bytes.split_at(size);
+        bytes = rest;
+        Some((frame, parse(&frame[8..])?))
+    })
+}
+
+/// Fills `buf`; true at a clean or torn end of file.
+pub(super) fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(true),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
