@@ -70,7 +70,7 @@ pub type OnComplete = Arc<dyn Fn(Tag, Outcome<'_>) + Send + Sync>;
 /// What a queue operation on a caller's thread dropped: the tagged requests
 /// whose end the core must hear of, and the reports for the error callback.
 /// The queue itself calls nobody; the caller hands this to
-/// [`Delivery::settle`] once it holds no lock, so no drop can re-enter a
+/// [`Delivery::settle`](super::Delivery::settle) once it holds no lock, so no drop can re-enter a
 /// lock the caller holds (an opt-out or an overflow dropping a queued
 /// identify used to deadlock that way).
 #[must_use = "what was dropped must be told once no lock is held (Delivery::settle)"]

@@ -15,14 +15,14 @@
 //!
 //! Damage costs only the records it touches: a reader that meets a record
 //! that does not check out resumes at the next offset where one does
-//! ([`scan`]). At open, damaged bytes are copied to `<segment>.corrupt`,
+//! (`scan`). At open, damaged bytes are copied to `<segment>.corrupt`,
 //! reported and left out (a damaged tail is cut, damage inside the file is
 //! dropped by a rewrite); it is never fatal.
 //!
 //! Each process writes a file of its own: a [`Segment`] (see [`segments`](super::segments)).
 //!
-//! Rooms: [`codec`] frames and parses records; [`scan`] reads them from a
-//! file, resynchronising past damage; [`recovery`] decides what a file holds
+//! Rooms: `codec` frames and parses records; `scan` reads them from a
+//! file, resynchronising past damage; `recovery` decides what a file holds
 //! (at start, for adoption, for a compaction's copy) by one rule; this module
 //! is the segment's queue store: open, append, read back, compact, close.
 

@@ -161,7 +161,7 @@ pub(super) fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<
     })
 }
 
-/// Done ranges sorted and merged, for [`in_ranges`].
+/// Done ranges sorted and merged, for `in_ranges`.
 pub fn merge_ranges(mut done: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     done.sort_unstable();
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(done.len());
