@@ -95,9 +95,4 @@ impl Mapped {
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.0
     }
-
-    /// Writes the first `len` bytes back to the disk (msync).
-    pub fn sync_start(&self, len: usize) -> io::Result<()> {
-        self.0.flush_range(0, len.min(self.0.len()))
-    }
 }

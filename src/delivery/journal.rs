@@ -55,12 +55,14 @@ impl Half {
         self.len = HEADER;
     }
 
-    /// Hides the half's records (they are in the queue file now) and has
-    /// that reach the disk, so a power loss does not bring them back.
+    /// Hides the half's records (they are in the queue file now). The
+    /// marker reaches the disk with the kernel's writeback, not at once: a
+    /// power loss before that can bring the records back, to be sent again
+    /// with their insert_id (a process's death cannot: the page cache
+    /// outlives it).
     pub fn clear(&mut self) {
         self.map.bytes_mut()[HEADER..HEADER + END.len()].copy_from_slice(&END);
         self.len = HEADER;
-        let _ = self.map.sync_start(HEADER + END.len());
     }
 
     /// Copies one framed record in; false (nothing written) when it does

@@ -59,6 +59,10 @@ struct Shared {
     dirty: std::sync::OnceLock<crate::state::DirtyFlag>,
     on_complete: OnComplete,
     adoption: adopt::Adoption,
+    /// When the queue file was last synced, and whether it has been
+    /// appended to since without a sync (see `write_in_round`).
+    last_sync: Mutex<Instant>,
+    unsynced: AtomicBool,
 }
 
 pub struct Delivery {
@@ -121,6 +125,8 @@ impl Delivery {
             dirty: std::sync::OnceLock::new(),
             on_complete,
             adoption: adopt::Adoption::default(),
+            last_sync: Mutex::new(Instant::now()),
+            unsynced: AtomicBool::new(false),
         });
         let internal = |e: std::io::Error| {
             crate::error::Error::new(
@@ -131,7 +137,7 @@ impl Delivery {
         let weak: Weak<Shared> = Arc::downgrade(&shared);
         let writer = Persister::start(shared.config.persist_interval, move || {
             if let Some(s) = weak.upgrade() {
-                s.write_unwritten();
+                s.write_in_round();
                 s.compact_if_due();
             }
         })

@@ -1,6 +1,7 @@
 //! The queue's way to disk: the writer's appends of the journal (and what
 //! waits in memory) to the queue file, sync durability, and compaction.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::{store, Shared};
@@ -16,6 +17,36 @@ impl Shared {
     /// As [`write_unwritten`](Self::write_unwritten), giving up at
     /// `deadline` on the file or the queue if another thread holds them.
     pub(super) fn write_unwritten_by(&self, deadline: Option<Instant>) -> bool {
+        self.write(deadline, true)
+    }
+
+    /// The writer thread's round: appends what is unwritten (freeing the
+    /// journal for the callers), but syncs only once per
+    /// `persist_interval`, which is all power loss is promised: a burst
+    /// that has the writer append often does not pay an fsync each time.
+    pub(super) fn write_in_round(&self) {
+        let due = self.last_sync.lock().elapsed() >= self.config.persist_interval;
+        self.write(None, due);
+    }
+
+    fn write(&self, deadline: Option<Instant>, sync: bool) -> bool {
+        let written = self.append_unwritten(deadline, sync);
+        if sync && written && self.unsynced.swap(false, Ordering::AcqRel) {
+            // Appended without a sync before: sync now, even with nothing new.
+            if let Err(e) = self.store.sync_by(deadline) {
+                self.unsynced.store(true, Ordering::Release);
+                self.diag
+                    .report(format!("queue sync failed (will retry): {e}"));
+                return false;
+            }
+        }
+        if sync && written {
+            *self.last_sync.lock() = Instant::now();
+        }
+        written
+    }
+
+    fn append_unwritten(&self, deadline: Option<Instant>, sync: bool) -> bool {
         // A half left by a failed write, the active half, then memory: at
         // most three appends bring everything up to date.
         for _ in 0..3 {
@@ -27,7 +58,7 @@ impl Shared {
                     };
                     q.map(|mut q| q.unwritten.take())
                 },
-                true,
+                sync,
                 deadline,
             );
             let Some((Some(mut job), result)) = taken else {
@@ -37,6 +68,11 @@ impl Shared {
             let written = matches!(result, Ok(true));
             if written {
                 job.written();
+                if !sync && !empty {
+                    // Synced by a round within persist_interval.
+                    self.unsynced.store(true, Ordering::Release);
+                    self.persist_later();
+                }
             }
             self.queue.lock().unwritten.give_back(job, written);
             match result {
@@ -54,6 +90,13 @@ impl Shared {
             }
         }
         true
+    }
+
+    /// Has the writer come back within its interval.
+    fn persist_later(&self) {
+        if let Some(flag) = self.dirty.get() {
+            flag.mark();
+        }
     }
 
     /// Has the writer write without waiting out its interval: a burst of

@@ -426,6 +426,20 @@ impl QueueStore {
         Ok(())
     }
 
+    /// Syncs what was appended without a sync, giving up at `deadline` if
+    /// another thread holds the file.
+    pub fn sync_by(&self, deadline: Option<std::time::Instant>) -> io::Result<()> {
+        let guard = match deadline {
+            None => Some(self.file.lock()),
+            Some(d) => self.file.try_lock_until(d),
+        };
+        let mut guard = guard.ok_or(io::ErrorKind::TimedOut)?;
+        match guard.file.as_mut() {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+
     /// Closes the file and releases the segment; with `remove` (nothing is
     /// left in it) its files are removed first.
     pub fn close(&self, remove: bool) {
