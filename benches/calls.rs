@@ -277,8 +277,22 @@ fn main() {
     if std::env::args().any(|a| a == "--server-mode") {
         return server_mode(scale, &mut row);
     }
+    let only_throughput = std::env::args().any(|a| a == "--throughput");
 
-    // 1 + 2: caller cost while delivery to a loopback server runs, and the floor.
+    if !only_throughput {
+        caller_costs(calls, &mut row);
+        server_mode(scale, &mut row);
+    }
+    throughput(scale, &mut row);
+    if only_throughput {
+        return;
+    }
+    backlog(scale, &mut row);
+    let _: *const c_char = trodo_version();
+}
+
+/// 1 + 2: caller cost while delivery to a loopback server runs, and the floor.
+fn caller_costs(calls: usize, row: &mut impl FnMut(&str, String)) {
     let server = sink();
     let dir = temp_dir("calls");
     init(&server.url, &dir, "");
@@ -312,10 +326,10 @@ fn main() {
     }
     trodo_group_free(group);
     shutdown(60_000);
+}
 
-    server_mode(scale, &mut row);
-
-    // 3: delivery throughput, gzip on and off.
+/// 3: delivery throughput, gzip on and off.
+fn throughput(scale: usize, row: &mut impl FnMut(&str, String)) {
     for gzip in [true, false] {
         let server = sink();
         let dir = temp_dir("throughput");
@@ -350,8 +364,10 @@ fn main() {
         );
         shutdown(10_000);
     }
+}
 
-    // 4: offline backlog: memory and disk per event, then init time.
+/// 4: offline backlog: memory and disk per event, then init time.
+fn backlog(scale: usize, row: &mut impl FnMut(&str, String)) {
     let backlog = 1_000_000 / scale as u64;
     let dir = temp_dir("backlog");
     let dead = dead_address();
@@ -405,6 +421,4 @@ fn main() {
         &format!("trodo_init with {n} events queued on disk (ms, median of 5)"),
         format!("{:.1}", times[2]),
     );
-    let _ = rows;
-    let _: *const c_char = trodo_version();
 }
