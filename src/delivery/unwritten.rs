@@ -1,10 +1,12 @@
-//! The records on their way to the queue file, in order: a journal half a
-//! failed write left behind, the active journal half, and what waits in
-//! memory only (when the journal was full or could not be made). Callers
-//! add records under the queue lock; the writer takes them in order
+//! The records on their way to the queue file, in this order: a journal
+//! half a failed write left behind (`sealed`), records in memory a failed
+//! write left behind (`failed`), the active journal half, and records in
+//! memory only because the active half was full (`memory`). Callers add
+//! records under the queue lock; the writer takes a prefix of that order
 //! ([`Unwritten::take`]) and gives the job back when it has written it or
-//! failed ([`Unwritten::give_back`]). Pure bookkeeping: no I/O but the
-//! copies into the mapped journal.
+//! failed ([`Unwritten::give_back`]), so the order on disk is always the
+//! order of the calls. Pure bookkeeping: no I/O but the copies into the
+//! mapped journal.
 
 use super::journal::Half;
 use super::store::{encode_done, merge_ranges, records, Record, Records};
@@ -15,25 +17,24 @@ const KEPT_BUFFER: usize = 1024 * 1024;
 
 #[derive(Default)]
 pub struct Unwritten {
-    /// The half records go to; None without a journal.
-    active: Option<Half>,
-    /// The other half, empty, when the writer is not writing it.
-    spare: Option<Half>,
     /// A half whose write failed: it goes first next time.
     sealed: Option<Half>,
-    generation: u64,
+    /// Memory records whose write failed: after `sealed`, before `active`.
+    failed: Vec<u8>,
+    /// The half records go to; None without a journal.
+    active: Option<Half>,
     /// Records in memory only, after everything in the journal.
     memory: Vec<u8>,
-    /// The memory records of a job being written: later records must stay
-    /// behind them, in memory, until the job is back.
-    memory_out: bool,
+    /// The other half, empty, when the writer is not writing it.
+    spare: Option<Half>,
+    generation: u64,
     /// An empty buffer to take `memory`'s place while it is written.
     spare_memory: Vec<u8>,
     /// Where a record is framed before it is copied into the journal.
     scratch: Vec<u8>,
 }
 
-/// Records taken for one append, in order.
+/// Records taken for one append, in order: a half, then memory records.
 pub struct Job {
     half: Option<Half>,
     memory: Vec<u8>,
@@ -75,10 +76,10 @@ impl Unwritten {
         }
     }
 
-    /// Adds the record `encode` frames: into the journal when it fits and
-    /// nothing waits in memory ahead of it, else into memory.
+    /// Adds the record `encode` frames: into the active half when it fits
+    /// and nothing waits in memory ahead of it, else into memory.
     pub fn add(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
-        if self.memory.is_empty() && !self.memory_out {
+        if self.memory.is_empty() {
             if let Some(half) = self.active.as_mut() {
                 self.scratch.clear();
                 encode(&mut self.scratch);
@@ -97,36 +98,35 @@ impl Unwritten {
     /// Bytes of records held in memory only: they die with the process
     /// until written.
     pub fn memory_bytes(&self) -> usize {
-        self.memory.len()
+        self.failed.len() + self.memory.len()
     }
 
     /// Keeps, of the records in memory only, the items `live` still wants
     /// and the done ranges merged: while the queue file cannot be written,
     /// memory then stays within the queue bounds instead of growing with
-    /// every record of items dropped since. Not while the writer holds
-    /// memory records (they come back ahead of these).
+    /// every record of items dropped since. (Records the writer holds are
+    /// left alone: they come back as `failed`, shrunk the next time.)
     pub fn shrink(&mut self, live: impl Fn(u64) -> bool) {
-        if self.memory_out {
-            return;
-        }
-        let mut kept = Vec::with_capacity(self.memory.len() / 2);
-        let mut done = Vec::new();
-        for (frame, record) in records(&self.memory) {
-            match record {
-                Record::Item { seq, .. } if live(seq) => kept.extend_from_slice(frame),
-                Record::Item { .. } => {}
-                Record::Done(from, to) => done.push((from, to)),
+        for part in [&mut self.failed, &mut self.memory] {
+            let mut kept = Vec::with_capacity(part.len() / 2);
+            let mut done = Vec::new();
+            for (frame, record) in records(part) {
+                match record {
+                    Record::Item { seq, .. } if live(seq) => kept.extend_from_slice(frame),
+                    Record::Item { .. } => {}
+                    Record::Done(from, to) => done.push((from, to)),
+                }
             }
+            for (from, to) in merge_ranges(done) {
+                encode_done(from, to, &mut kept);
+            }
+            *part = kept;
         }
-        for (from, to) in merge_ranges(done) {
-            encode_done(from, to, &mut kept);
-        }
-        self.memory = kept;
     }
 
     /// Whether the writer should write now rather than at its next
     /// interval: the active half is over half full, or records wait in
-    /// memory for want of journal space.
+    /// memory.
     pub fn urgent(&self, write_now_bytes: usize) -> bool {
         let active = self.active.as_ref().map_or(0, |h| h.records().len());
         active >= write_now_bytes.min(super::journal::HALF / 2)
@@ -134,12 +134,26 @@ impl Unwritten {
             || (!self.memory.is_empty() && self.spare.is_some())
     }
 
-    /// The next records to append, in order: a half a failed write left,
-    /// else the active half (the spare takes its place); and what waits in
-    /// memory, when nothing in the journal is left ahead of it.
+    /// The next records to append: a prefix of the order above. A failed
+    /// half with the failed memory behind it; else the failed memory alone;
+    /// else the active half (the spare takes its place) and, once nothing
+    /// in the journal is left ahead of it, the memory.
     pub fn take(&mut self) -> Job {
-        let mut half = self.sealed.take();
-        if half.is_none() && self.active.as_ref().is_some_and(|h| !h.is_empty()) {
+        if let Some(half) = self.sealed.take() {
+            let memory = std::mem::take(&mut self.failed);
+            return Job {
+                half: Some(half),
+                memory,
+            };
+        }
+        if !self.failed.is_empty() {
+            return Job {
+                half: None,
+                memory: std::mem::take(&mut self.failed),
+            };
+        }
+        let mut half = None;
+        if self.active.as_ref().is_some_and(|h| !h.is_empty()) {
             if let Some(mut next) = self.spare.take() {
                 self.generation += 1;
                 next.activate(self.generation);
@@ -154,14 +168,15 @@ impl Unwritten {
                 std::mem::replace(&mut self.memory, empty)
             }
         };
-        self.memory_out = !memory.is_empty();
+        // Records added while this job is out go to the (new) active half:
+        // after the job's, whether it is written or fails (then its records
+        // come back as `sealed` and `failed`, still ahead).
         Job { half, memory }
     }
 
     /// A job back from the writer: written, its half becomes the spare; not
     /// written, it goes first next time, ahead of everything added since.
     pub fn give_back(&mut self, job: Job, written: bool) {
-        self.memory_out = false;
         let Job { half, mut memory } = job;
         if written {
             if half.is_some() {
@@ -172,18 +187,25 @@ impl Unwritten {
                 self.spare_memory = memory;
             }
         } else {
-            self.sealed = half;
-            memory.extend_from_slice(&self.memory);
-            self.memory = memory;
+            if half.is_some() {
+                self.sealed = half;
+            }
+            memory.extend_from_slice(&self.failed);
+            self.failed = memory;
         }
     }
 
     /// Every record not yet in the queue file, in order.
-    pub fn parts(&self) -> [&[u8]; 3] {
+    pub fn parts(&self) -> [&[u8]; 4] {
         fn records(h: &Option<Half>) -> &[u8] {
             h.as_ref().map_or(&[], Half::records)
         }
-        [records(&self.sealed), records(&self.active), &self.memory]
+        [
+            records(&self.sealed),
+            &self.failed,
+            records(&self.active),
+            &self.memory,
+        ]
     }
 }
 
@@ -220,8 +242,12 @@ mod tests {
         u.give_back(job, false);
         assert_eq!(all(&u), b"abcd");
         assert_eq!(u.memory_bytes(), 4);
+        // What failed goes first, alone; then what came after.
         let job = u.take();
-        assert_eq!(job_bytes(&job), b"abcd");
+        assert_eq!(job_bytes(&job), b"ab");
+        u.give_back(job, true);
+        let job = u.take();
+        assert_eq!(job_bytes(&job), b"cd");
         u.give_back(job, true);
         assert!(u.take().is_empty());
     }
@@ -267,6 +293,30 @@ mod tests {
     }
 
     #[test]
+    fn memory_that_failed_to_be_written_stays_ahead_of_the_journal_records_after_it() {
+        let mut u = Unwritten::new(Some(journal()));
+        let big = vec![7u8; journal::HALF - 100];
+        put(&mut u, &big);
+        put(&mut u, &[1u8; 200]); // memory: the half is full
+        let job = u.take(); // the half and the memory
+        put(&mut u, b"z"); // the new active half, behind the job
+        u.give_back(job, false);
+        put(&mut u, b"w");
+        let expected = [&big[..], &[1u8; 200], b"z", b"w"].concat();
+        assert_eq!(all(&u), expected);
+        // Written back in that order: the failed half and memory, then the rest.
+        let mut written = Vec::new();
+        for _ in 0..3 {
+            let mut job = u.take();
+            written.extend(job_bytes(&job));
+            job.written();
+            u.give_back(job, true);
+        }
+        assert_eq!(written, expected);
+        assert!(u.take().is_empty());
+    }
+
+    #[test]
     fn records_beyond_a_full_half_wait_in_memory_behind_it() {
         let mut u = Unwritten::new(Some(journal()));
         let big = vec![7u8; journal::HALF - 100];
@@ -281,8 +331,8 @@ mod tests {
             big.len() + 201,
             "the half, then memory"
         );
-        put(&mut u, b"y"); // while memory is out: behind it, in memory
-        assert_eq!(u.memory_bytes(), 1);
+        put(&mut u, b"y"); // while the job is out: in the new active half
+        assert_eq!(u.memory_bytes(), 0);
         u.give_back(job, false);
         let expected = [&big[..], &[1u8; 200], b"x", b"y"].concat();
         assert_eq!(all(&u), expected);

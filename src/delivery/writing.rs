@@ -47,9 +47,10 @@ impl Shared {
     }
 
     fn append_unwritten(&self, deadline: Option<Instant>, sync: bool) -> bool {
-        // A half left by a failed write, the active half, then memory: at
-        // most three appends bring everything up to date.
-        for _ in 0..3 {
+        // A failed half with the memory that failed behind it, the active
+        // half, then memory: at most three appends bring everything up to
+        // date (one more when only failed memory was left).
+        for _ in 0..4 {
             let taken = self.store.append_with(
                 || {
                     let q = match deadline {
