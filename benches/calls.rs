@@ -277,7 +277,15 @@ fn main() {
     if std::env::args().any(|a| a == "--server-mode") {
         return server_mode(scale, &mut row);
     }
-    let only_throughput = std::env::args().any(|a| a == "--throughput");
+    // One part alone, in a fresh process: --calls, --throughput, --backlog.
+    let only = |flag: &str| std::env::args().any(|a| a == flag);
+    if only("--calls") {
+        return caller_costs(calls, &mut row);
+    }
+    if only("--backlog") {
+        return backlog(scale, &mut row);
+    }
+    let only_throughput = only("--throughput");
 
     if !only_throughput {
         caller_costs(calls, &mut row);
