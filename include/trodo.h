@@ -96,7 +96,11 @@ extern "C" {
 char *trodo_get_stats(void);
 
 // Sets the error callback (process-wide, kept across shutdown and init);
-// NULL turns it off. `user_data` is passed back to every call.
+// NULL turns it off. `user_data` is passed back to every call. When this
+// returns, the previous callback is not running and will not be called
+// again, so its `user_data` may be freed (called from inside the callback,
+// it returns at once and only the report in progress finishes). libtrodo
+// holds none of its locks while a callback runs.
 void trodo_set_error_callback(TrodoErrorCallback callback, void *user_data);
 
 // Turns opt-out on or off; the setting is saved at once and survives
