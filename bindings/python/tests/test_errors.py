@@ -95,35 +95,47 @@ def test_values_json_cannot_hold_raise_type_error_naming_the_key(server, start):
 
 def test_library_lookup_order_and_error(tmp_path, monkeypatch):
     name = _lib.LIB_NAME
-    pkg = tmp_path / "repo" / "bindings" / "python" / "trodo_native"
+    pkg = tmp_path / "site-packages" / "trodo_native"
     pkg.mkdir(parents=True)
-    (tmp_path / "repo" / "Cargo.toml").write_text("[package]\n")
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    monkeypatch.setattr(_lib.ctypes.util, "find_library", lambda _name: None)
 
     with pytest.raises(_lib.LibraryNotFoundError) as e:
-        _lib.find(env="", here=pkg, cwd=elsewhere)
+        _lib.find(env="", here=pkg)
     message = str(e.value)
     assert str(pkg / name) in message and "pip install ./bindings/python" in message
-    assert str(tmp_path / "repo" / "target" / "debug" / name) in message
+    assert "system loader" in message
 
-    debug = tmp_path / "repo" / "target" / "debug" / name
-    debug.parent.mkdir(parents=True)
-    debug.write_text("")
-    assert _lib.find(env="", here=pkg, cwd=elsewhere) == debug
-    release = tmp_path / "repo" / "target" / "release" / name
-    release.parent.mkdir(parents=True)
-    release.write_text("")
-    assert _lib.find(env="", here=pkg, cwd=elsewhere) == release
-    copied = pkg / name
-    copied.write_text("")
-    assert _lib.find(env="", here=pkg, cwd=elsewhere) == copied
-    wheel_built = pkg / _lib.PACKAGED_NAMES[0]
-    wheel_built.write_text("")
-    assert _lib.find(env="", here=pkg, cwd=elsewhere) == wheel_built
     explicit = tmp_path / "custom.so"
     explicit.write_text("")
-    assert _lib.find(env=str(explicit), here=pkg, cwd=elsewhere) == explicit
+    assert _lib.find(env=str(explicit), here=pkg) == explicit
+    copied = pkg / name
+    copied.write_text("")
+    assert _lib.find(env=str(explicit), here=pkg) == copied, "the packaged copy first"
+    wheel_built = pkg / _lib.PACKAGED_NAMES[0]
+    wheel_built.write_text("")
+    assert _lib.find(env=str(explicit), here=pkg) == wheel_built
+
+    monkeypatch.setattr(_lib.ctypes.util, "find_library", lambda _name: "libtrodo.so.0.1")
+    empty = tmp_path / "empty-package"
+    empty.mkdir()
+    assert _lib.find(env="", here=empty) == Path("libtrodo.so.0.1"), "then the system loader"
+
+
+def test_no_library_is_loaded_from_the_current_directory(tmp_path, monkeypatch):
+    # A checkout someone else controls, with a library in it, around the
+    # current directory: never looked at.
+    planted = tmp_path / "planted"
+    (planted / "target" / "debug").mkdir(parents=True)
+    (planted / "Cargo.toml").write_text("[package]\n")
+    (planted / "target" / "debug" / _lib.LIB_NAME).write_text("")
+    (planted / "target" / "release").mkdir()
+    (planted / "target" / "release" / _lib.LIB_NAME).write_text("")
+    monkeypatch.chdir(planted)
+    monkeypatch.setattr(_lib.ctypes.util, "find_library", lambda _name: None)
+    looked = _lib.candidates(env="", here=tmp_path / "pkg")
+    assert all(planted not in p.parents for p in looked), looked
+    with pytest.raises(_lib.LibraryNotFoundError):
+        _lib.find(env="", here=tmp_path / "pkg")
 
 
 def test_every_declared_function_exists_with_a_restype():

@@ -2,6 +2,7 @@
 and restype declared: no implicit int returns, no truncated pointers."""
 
 import ctypes
+import ctypes.util
 import os
 import sys
 from pathlib import Path
@@ -17,36 +18,33 @@ class LibraryNotFoundError(OSError):
     """libtrodo could not be found; the message lists where it looked."""
 
 
-def candidates(env: Optional[str] = None, here: Optional[Path] = None, cwd: Optional[Path] = None) -> List[Path]:
-    """The places searched, in order: TRODO_LIB, the copy inside the package,
-    then a development checkout's target/release and target/debug."""
+def candidates(env: Optional[str] = None, here: Optional[Path] = None) -> List[Path]:
+    """The files searched, in order: the copy inside the package, then
+    TRODO_LIB. Never the current directory or a checkout found from it: a
+    script run in a folder someone else controls must not load their code.
+    (After these, the system loader is asked: see `find`.)"""
     here = here if here is not None else Path(__file__).resolve().parent
-    cwd = cwd if cwd is not None else Path.cwd()
     env = env if env is not None else os.environ.get("TRODO_LIB")
-    out: List[Path] = []
+    out: List[Path] = [here / name for name in PACKAGED_NAMES]
     if env:
         out.append(Path(env))
-    out.extend(here / name for name in PACKAGED_NAMES)
-    roots: List[Path] = []
-    for start in (here, cwd.resolve()):
-        for parent in [start, *start.parents]:
-            if (parent / "Cargo.toml").exists() and parent not in roots:
-                roots.append(parent)
-                break
-    for root in roots:
-        out.append(root / "target" / "release" / LIB_NAME)
-        out.append(root / "target" / "debug" / LIB_NAME)
     return out
 
 
-def find(env: Optional[str] = None, here: Optional[Path] = None, cwd: Optional[Path] = None) -> Path:
-    looked = candidates(env, here, cwd)
+def find(env: Optional[str] = None, here: Optional[Path] = None) -> Path:
+    looked = candidates(env, here)
     for path in looked:
         if path.is_file():
             return path
+    # An installed C library (cargo cinstall, a distribution package): the
+    # loader's own search path, as for any shared library.
+    system = ctypes.util.find_library("trodo")
+    if system:
+        return Path(system)
     where = "\n  ".join(str(p) for p in looked)
     raise LibraryNotFoundError(
-        f"libtrodo ({LIB_NAME}) was not found. Looked in:\n  {where}\n"
+        f"libtrodo ({LIB_NAME}) was not found. Looked in:\n  {where}\n  "
+        "the system loader's search path (ctypes.util.find_library('trodo'))\n"
         "Install the package with `pip install ./bindings/python` (it builds the library), "
         "or set TRODO_LIB to the library's path."
     )
