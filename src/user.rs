@@ -8,7 +8,7 @@
 //! `user_identify`, ...), which owns the queue and the session registrations.
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -39,6 +39,53 @@ pub(crate) struct UserInner {
     /// The number of the client that has this user's session registered,
     /// so that a user in use skips the client's registration table.
     pub(crate) registered_with: AtomicU64,
+    /// Serialises the calls on this user (see [`UserInner::serialized`]).
+    busy: HandleLock,
+}
+
+impl UserInner {
+    /// Runs one call on this user with no other call on it running, so the
+    /// order its requests are queued in is the order its context changes in
+    /// (two threads sharing a handle cannot leave its context different from
+    /// what the server received last).
+    pub(crate) fn serialized<R>(&self, call: impl FnOnce() -> R) -> R {
+        let _held = self.busy.lock();
+        call()
+    }
+}
+
+/// A lock for one handle's calls that a forked child can never find held:
+/// it records the fork generation of its holder, and a child takes over a
+/// lock held in an earlier generation (by a thread that does not exist in
+/// the child). Calls on one handle are short (no I/O): waiters spin and yield.
+#[derive(Default)]
+struct HandleLock(AtomicU64);
+
+struct HandleGuard<'a>(&'a AtomicU64);
+
+impl HandleLock {
+    fn lock(&self) -> HandleGuard<'_> {
+        // 0 is free; a holder stores its generation + 1.
+        let mine = crate::process::generation() + 1;
+        loop {
+            let now = self.0.load(Ordering::Acquire);
+            if (now == 0 || now != mine)
+                && self
+                    .0
+                    .compare_exchange(now, mine, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                return HandleGuard(&self.0);
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for HandleGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +110,7 @@ impl User {
                 groups,
             }),
             registered_with: AtomicU64::new(0),
+            busy: HandleLock::default(),
         })))
     }
 

@@ -590,3 +590,45 @@ fn new_users_first_events_travel_in_bulk_behind_their_registrations() {
     assert_eq!(registered.len(), 20);
     c.shutdown(WAIT).unwrap();
 }
+
+#[test]
+fn calls_on_one_shared_handle_are_linearizable() {
+    // In each round four threads race set_group for one key on one handle.
+    // Whatever the interleaving, the handle's context for the key is what
+    // the server received last for it.
+    let server = FakeTrodo::start();
+    let c = start(server.url(), &temp_dir());
+    let u = user("shared", None);
+    const ROUNDS: usize = 400;
+    for round in 0..ROUNDS {
+        let key = format!("k{round}");
+        let barrier = std::sync::Barrier::new(4);
+        std::thread::scope(|scope| {
+            for id in ["a", "b", "c", "d"] {
+                let (c, u, key, barrier) = (&c, &u, &key, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    c.user_set_group(u, key, id).unwrap();
+                });
+            }
+        });
+    }
+    c.flush(WAIT).unwrap();
+    let mut last_sent = HashMap::new();
+    for r in server.to_path("/api/sdk/groups/set_group") {
+        last_sent.insert(
+            r.body["groupKey"].as_str().unwrap().to_string(),
+            r.body["groupId"].clone(),
+        );
+    }
+    let groups = u.groups().to_json();
+    let differ: Vec<String> = (0..ROUNDS)
+        .map(|r| format!("k{r}"))
+        .filter(|k| groups[k] != json!([last_sent[k]]))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "the handle and the server disagree on {differ:?}"
+    );
+    c.shutdown(WAIT).unwrap();
+}

@@ -173,11 +173,28 @@ impl Client {
     /// from the user as it is now (nothing more while opted out), register
     /// the user's session first when `registers` and it is not yet, queue
     /// the requests on the user's lane, and apply `f`'s change to the user.
+    /// Calls on one user run one at a time (see `UserInner::serialized`);
+    /// what the queue dropped is told after, with no lock held.
     fn for_user<'a>(
         &self,
         user: &User,
         registers: bool,
         f: impl FnOnce(&Who, &UserState) -> Result<(Vec<Request>, Change<'a>)>,
+    ) -> Result<()> {
+        let mut dropped = crate::delivery::Dropped::default();
+        let result = user
+            .0
+            .serialized(|| self.for_user_serialized(user, registers, f, &mut dropped));
+        self.delivery.settle(dropped);
+        result
+    }
+
+    fn for_user_serialized<'a>(
+        &self,
+        user: &User,
+        registers: bool,
+        f: impl FnOnce(&Who, &UserState) -> Result<(Vec<Request>, Change<'a>)>,
+        dropped: &mut crate::delivery::Dropped,
     ) -> Result<()> {
         let s = &*self.shared;
         // Held until the requests are queued: shutdown and opt-out wait for it.
@@ -203,7 +220,6 @@ impl Client {
             return Ok(());
         }
         let lane = self.delivery.user_lane(u.lane_key)?;
-        let mut dropped = crate::delivery::Dropped::default();
         let mut durable = true;
         if registers && u.registered_with.load(Ordering::Acquire) != s.users.number {
             let mut registered = s.users.registered.lock();
@@ -244,7 +260,6 @@ impl Client {
             }
         }
         drop(gate);
-        lane.settle(dropped);
         match durable {
             true => Ok(()),
             false => Err(super::not_durable()),
