@@ -57,7 +57,13 @@ fn with_process<R>(f: impl FnOnce(&Process) -> R) -> R {
             continue;
         }
         let inherited = arc_swap::Guard::into_inner(current);
-        let client = inherited.as_ref().and_then(|old| continue_after_fork(old));
+        // Whatever happens, this generation's Process is made below: the
+        // claim is never left standing with nothing behind it (every later
+        // call would wait for it forever).
+        let client = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inherited.as_ref().and_then(|old| continue_after_fork(old))
+        }))
+        .unwrap_or(None);
         PROCESS.store(Some(Arc::new(Process {
             generation,
             client: ArcSwapOption::new(client),

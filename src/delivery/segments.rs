@@ -30,10 +30,13 @@ const PREFIX: &str = "queue";
 pub struct Segment {
     dir: PathBuf,
     stem: String,
+    /// Declared before `lock`, so it is dropped first: the descriptor leaves
+    /// the set a forked child closes before it is closed, never after (a
+    /// number closed but still listed could be another file's by the fork).
+    held: Held,
     /// Not closed when the process forked since: the child handler closed
     /// it already, and the number may belong to another file by now.
     lock: Option<File>,
-    held: Held,
 }
 
 impl Segment {
@@ -57,10 +60,15 @@ impl Segment {
                 .create_new(true)
                 .open(&path)
                 .map_err(|e| fail(&e))?;
-            lock.try_lock().map_err(|e| fail(&e))?;
-            // Between the two calls another process may have taken the new,
-            // still unlocked file for a stale one and removed it: then the
-            // lock guards nothing, and a fresh name is tried.
+            // Between creating and locking, another process may take the new,
+            // still unlocked file for a stale one: it then holds the lock
+            // (WouldBlock here) or has removed the file (no longer named).
+            // Either way a fresh name is tried; neither is a storage error.
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Error(e)) => return Err(fail(&e)),
+            }
             if still_named(&lock, &path).map_err(|e| fail(&e))? {
                 return Ok(Segment::holding(dir, stem, lock));
             }
@@ -88,8 +96,8 @@ impl Segment {
         Segment {
             dir: dir.to_path_buf(),
             stem,
-            lock: Some(lock),
             held,
+            lock: Some(lock),
         }
     }
 
