@@ -174,12 +174,38 @@ fn built() -> &'static PathBuf {
         let mut args = c_flags.clone();
         args.extend([&quickstart, "-o", &exe, &link_dir, "-ltrodo", &rpath]);
         compile(&cc, &args)?;
+        // So must every full C program in the README, as written.
+        for (i, program) in readme_c_programs().iter().enumerate() {
+            let src = out.join(format!("readme_{i}.c"));
+            std::fs::write(&src, program).map_err(|e| e.to_string())?;
+            let src = src.display().to_string();
+            let exe = out.join(format!("readme_{i}")).display().to_string();
+            let mut args = c_flags.clone();
+            args.extend([&src, "-o", &exe, &link_dir, "-ltrodo", &rpath]);
+            compile(&cc, &args).map_err(|e| format!("README program {i}:\n{program}\n{e}"))?;
+        }
         Ok(out)
     });
     match result {
         Ok(dir) => dir,
         Err(e) => panic!("building the C harness failed:\n{e}"),
     }
+}
+
+/// The README's full C programs: its ```c blocks that have a `main`.
+fn readme_c_programs() -> Vec<String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap_or_default();
+    readme
+        .split("```c\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(code, _)| code.to_string()))
+        .filter(|code| code.contains("int main("))
+        .collect()
+}
+
+#[test]
+fn the_readme_has_full_c_programs_to_compile() {
+    assert!(!readme_c_programs().is_empty());
 }
 
 fn valgrind_available() -> bool {
