@@ -1,5 +1,6 @@
 //! Argument rules shared by every caller, Rust or C: names, keys and ids are
-//! non-empty and at most [`MAX_NAME_BYTES`] bytes; numbers are finite.
+//! not empty, not only white space, and at most [`MAX_NAME_BYTES`] bytes;
+//! numbers are finite.
 
 use crate::error::{Error, Result};
 
@@ -10,6 +11,13 @@ pub const MAX_NAME_BYTES: usize = 255;
 pub fn name<'a>(value: &'a str, what: &str) -> Result<&'a str> {
     if value.is_empty() {
         return Err(Error::invalid_argument(format!("{what} must not be empty")));
+    }
+    // "   " is no id a person meant (and a site id like it became a
+    // directory named "___").
+    if value.trim().is_empty() {
+        return Err(Error::invalid_argument(format!(
+            "{what} must not be only white space"
+        )));
     }
     if value.len() > MAX_NAME_BYTES {
         return Err(Error::invalid_argument(format!(
@@ -46,6 +54,15 @@ mod tests {
         assert!(long.message.contains("group_id") && long.message.contains("256"));
         // The limit is in bytes: 128 two-byte characters are 256 bytes.
         assert!(name(&"é".repeat(128), "k").is_err());
+    }
+
+    #[test]
+    fn white_space_alone_is_no_name_but_around_one_it_is_kept() {
+        for blank in [" ", "   ", "\t\n", "\u{3000}"] {
+            let e = name(blank, "distinct_id").unwrap_err();
+            assert!(e.message.contains("white space"), "{blank:?}: {e:?}");
+        }
+        assert_eq!(name(" a ", "k").unwrap(), " a ");
     }
 
     #[test]
