@@ -147,3 +147,48 @@ def test_every_declared_function_exists_with_a_restype():
     cargo = (Path(__file__).resolve().parents[3] / "Cargo.toml").read_text()
     crate_version = next(line.split('"')[1] for line in cargo.splitlines() if line.startswith("version ="))
     assert trodo.version() == trodo.__version__ == crate_version
+
+
+def test_errors_are_also_the_builtin_exceptions_callers_catch(start):
+    start()
+    with pytest.raises(ValueError):
+        trodo.track("")  # InvalidArgumentError
+    with pytest.raises(ValueError):
+        trodo.set_group("team", "")  # InvalidArgumentError
+    assert issubclass(trodo.InvalidJsonError, ValueError)
+    assert issubclass(trodo.TrodoTimeoutError, TimeoutError)
+    assert issubclass(trodo.TrodoTimeoutError, trodo.TrodoError)
+
+
+def test_a_nul_in_a_string_is_refused_not_cut_short(start, server):
+    start()
+    for call in (
+        lambda: trodo.track("signed\0up"),
+        lambda: trodo.identify("user\0x"),
+        lambda: trodo.set_group("team\0", "a"),
+    ):
+        with pytest.raises(trodo.InvalidArgumentError, match="NUL"):
+            call()
+    trodo.flush(10)
+    assert server.events() == []
+
+
+def test_blank_ids_are_refused_and_make_no_directory(tmp_path):
+    with pytest.raises(ValueError, match="white space"):
+        trodo.init("   ", storage_dir=str(tmp_path / "s"))
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+def test_shutdown_at_its_timeout_warns_and_returns_false_keeping_the_queue(tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = "http://127.0.0.1:%d" % s.getsockname()[1]
+    s.close()
+    trodo.init("site-py", api_base=dead, storage_dir=str(tmp_path / "offline"))
+    trodo.track("kept")
+    with pytest.warns(RuntimeWarning, match="stays queued"):
+        assert trodo.shutdown(0.2) is False
+    with pytest.raises(trodo.NotInitializedError):
+        trodo.track("after")

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import threading
+import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
 
 from ._lib import ERROR_CALLBACK, LibraryNotFoundError, load
@@ -55,14 +56,16 @@ class AlreadyInitializedError(TrodoError):
     status = 2
 
 
-class InvalidArgumentError(TrodoError):
-    """A missing, empty, non-UTF-8 or over-long string, or a non-finite number."""
+class InvalidArgumentError(TrodoError, ValueError):
+    """A missing, empty, blank, non-UTF-8 or over-long string, a string with a
+    NUL character, or a non-finite number. Also a ``ValueError``."""
 
     status = 3
 
 
-class InvalidJsonError(TrodoError):
-    """JSON of the wrong shape, e.g. options with an unknown key."""
+class InvalidJsonError(TrodoError, ValueError):
+    """JSON of the wrong shape, e.g. options with an unknown key. Also a
+    ``ValueError``."""
 
     status = 4
 
@@ -73,8 +76,8 @@ class StorageError(TrodoError):
     status = 5
 
 
-class TrodoTimeoutError(TrodoError):
-    """flush/shutdown did not finish in time."""
+class TrodoTimeoutError(TrodoError, TimeoutError):
+    """flush did not finish in time. Also a ``TimeoutError``."""
 
     status = 6
 
@@ -104,7 +107,12 @@ def _check(status: int) -> None:
 def _bytes(s: Optional[str]) -> Optional[bytes]:
     # Lone surrogates pass through as the (invalid) bytes they stand for, so
     # the library, not Python, reports the bad string.
-    return None if s is None else s.encode("utf-8", "surrogatepass")
+    if s is None:
+        return None
+    if "\0" in s:
+        # C would see the string end there: refused, not silently cut short.
+        raise InvalidArgumentError("a string argument contains a NUL character: %r" % s)
+    return s.encode("utf-8", "surrogatepass")
 
 
 def _take_string(ptr: Optional[int]) -> Optional[str]:
@@ -256,10 +264,22 @@ def flush(timeout: float = 10.0) -> None:
     _check(load().trodo_flush(_ms(timeout)))
 
 
-def shutdown(timeout: float = 10.0) -> None:
-    """Flushes for at most ``timeout`` seconds, then stops (raises
-    :class:`TrodoTimeoutError` if the flush did not finish; it stops anyway)."""
-    _check(load().trodo_shutdown(_ms(timeout)))
+def shutdown(timeout: float = 10.0) -> bool:
+    """Flushes for at most ``timeout`` seconds, then stops. Returns True when
+    everything was sent; False (with a warning) when the flush did not finish
+    in time: nothing is lost, what is queued stays on disk and the next start
+    (or another process on the directory) sends it."""
+    status = load().trodo_shutdown(_ms(timeout))
+    if status == TrodoTimeoutError.status:
+        warnings.warn(
+            "trodo_native.shutdown: not everything was sent within %ss; it stays queued "
+            "on disk and is sent by the next start" % timeout,
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    _check(status)
+    return True
 
 
 def version() -> str:
@@ -351,7 +371,7 @@ def track(name: str, properties: Optional[Properties] = None, category: Optional
     """Tracks an event, stamped with the current group memberships."""
     # The hot path: helpers inlined (each Python call costs ~0.1 µs here).
     status = load().trodo_track_with_category(
-        name.encode("utf-8", "surrogatepass") if type(name) is str else _bytes(name),
+        name.encode("utf-8", "surrogatepass") if type(name) is str and "\0" not in name else _bytes(name),
         _json_object(properties, "properties"),
         None if category is None else _bytes(category),
     )
@@ -612,7 +632,7 @@ class User(_Handle):
         """Tracks an event for this user, stamped with its group context."""
         status = load().trodo_user_track_with_category(
             self._handle,
-            name.encode("utf-8", "surrogatepass") if type(name) is str else _bytes(name),
+            name.encode("utf-8", "surrogatepass") if type(name) is str and "\0" not in name else _bytes(name),
             _json_object(properties, "properties"),
             None if category is None else _bytes(category),
         )
