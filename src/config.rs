@@ -1,5 +1,5 @@
 //! `trodo_init` options: strict parsing (an unknown key or a wrong type is an
-//! error, so a typo is never silently ignored) and the defaults of `c-api.md`.
+//! error, so a typo is never silently ignored) and the defaults of `docs/c-conventions.md`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -123,7 +123,8 @@ impl Options {
 }
 
 pub const DEFAULT_USER_LANES: u32 = 4;
-/// `trodo-wire.md`, "Server mode": at most 10 000 users per process.
+/// Server-session registrations remembered per client (10 000 users, as the
+/// official server SDK keeps); a user evicted is registered again.
 pub const DEFAULT_REMEMBERED_USERS: usize = 10_000;
 const MAX_USER_LANES: u64 = 16;
 

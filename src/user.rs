@@ -19,7 +19,7 @@ use crate::groups::Memberships;
 use crate::validate;
 
 /// `server:<distinct id>`: the same for a user in every process and after
-/// every restart, as Trodo's server SDK makes it (`trodo-wire.md`).
+/// every restart, as Trodo's server SDK makes it (`docs/wire-protocol.md`).
 pub const SERVER_SESSION_PREFIX: &str = "server:";
 
 /// A user the server-mode calls act for. Clones share one user: its

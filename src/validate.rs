@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 
-/// Longest accepted name, key or id, in bytes (`c-api.md`, "Conventions").
+/// Longest accepted name, key or id, in bytes (`docs/c-conventions.md`, "Arguments").
 pub const MAX_NAME_BYTES: usize = 255;
 
 /// Checks a required name, key or id; `what` names the argument in the message.

@@ -1,5 +1,5 @@
 //! The Trodo HTTP API as data: every path and every field name the SDK sends or
-//! reads lives here and nowhere else (`trodo-wire.md`). Builders take checked
+//! reads lives here and nowhere else (`docs/wire-protocol.md`). Builders take checked
 //! core values and return request bodies.
 
 use serde_json::{json, Map, Value};

@@ -4,7 +4,7 @@
 //! the queue of their user's delivery lane.
 //!
 //! Each user's server session is registered once per client, ahead of the
-//! user's first event or identify (`trodo-wire.md`, "Server mode"). The table
+//! user's first event or identify (`docs/wire-protocol.md`, "Sessions"). The table
 //! of registered users is an LRU bounded by `Options::remembered_users`
 //! (10 000 unless a Rust caller changes it); an evicted
 //! user is registered again at its next use, which its deterministic session

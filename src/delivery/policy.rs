@@ -1,4 +1,4 @@
-//! Every upload limit and wait in one place (`trodo-wire.md`, "Retry rules").
+//! Every upload limit and wait in one place (`docs/wire-protocol.md`, "Delivery and retries").
 
 use std::time::Duration;
 

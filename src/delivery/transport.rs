@@ -16,7 +16,7 @@ use crate::sync::Mutex;
 use crate::diag::Diagnostics;
 use crate::wire::header;
 
-/// Bodies larger than this are gzip-compressed (`trodo-wire.md`).
+/// Bodies larger than this are gzip-compressed (`docs/wire-protocol.md`).
 pub const GZIP_ABOVE: usize = 8 * 1024;
 
 /// A server's answer.

@@ -14,7 +14,7 @@ use super::transport::Transport;
 use super::{Config, DropReason, Outcome, Shared, Tag};
 use crate::wire;
 
-/// Largest batch body before compression (`trodo-wire.md`).
+/// Largest batch body before compression (`docs/wire-protocol.md`).
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
 /// What the worker does next.

@@ -1,4 +1,4 @@
-/* Every bad-input rule of c-api.md "Conventions", calls before init and after
+/* Every bad-input rule of docs/c-conventions.md "Arguments", calls before init and after
  * shutdown, and that refused calls lose nothing already accepted. */
 #include <math.h>
 #include <stdio.h>
