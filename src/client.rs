@@ -16,7 +16,7 @@ use arc_swap::ArcSwapOption;
 
 use crate::config::{default_storage_dir, Durability, Options};
 use crate::delivery::lanes::Lanes;
-use crate::delivery::{self, Outcome, Request, Tag};
+use crate::delivery::{self, Request, Tag};
 use crate::diag::Diagnostics;
 use crate::error::{Error, ErrorKind, Result};
 use crate::groups::{Group, Hydration, MembershipOp, Memberships};
@@ -24,13 +24,19 @@ use crate::profile::{GroupProfileOp, PeopleOp};
 use crate::state::{Loaded, LocalState, Persister, Session, StateFile, SESSION_TIMEOUT_MS};
 use crate::util::{new_id, now_ms};
 use crate::validate;
-use crate::wire::{self, MembershipCall, Who};
+use crate::wire::{self, Who};
 
 /// Session activity is written to disk at this granularity, not on every
 /// event: the 30-minute session timeout does not need more.
 const ACTIVITY_PERSIST_GRANULARITY_MS: u64 = 10_000;
 
+mod answers;
+mod device;
+mod requests;
 mod users;
+
+use device::DeviceInfo;
+use requests::{membership_request, plain, with_properties_json, NewEvent};
 
 pub struct Client {
     shared: Arc<Shared>,
@@ -89,12 +95,6 @@ impl Inner {
         let generation = self.next_generation();
         file.save(&self.state, generation)
     }
-}
-
-struct DeviceInfo {
-    device_type: &'static str,
-    os_name: &'static str,
-    os_version: String,
 }
 
 impl Client {
@@ -620,127 +620,6 @@ impl Shared {
             ));
         }
     }
-
-    /// The delivery thread reports an ended request: identify answers adopt
-    /// the server's distinct id and hydrate memberships.
-    fn on_complete(&self, tag: Tag, outcome: Outcome<'_>) {
-        let (token, epoch) = match tag {
-            Tag::Identify { token, epoch } => (token, epoch),
-            Tag::UserIdentify { token } => return self.user_identify_ended(token, outcome),
-            Tag::None => return,
-        };
-        let mut inner = self.inner.lock();
-        if self.finished.load(Ordering::Acquire) || inner.epoch != epoch {
-            return; // a later reset (or the end) made this answer stale
-        }
-        let Outcome::Delivered(body) = outcome else {
-            inner
-                .hydration
-                .complete(token, None, &mut Memberships::default());
-            return;
-        };
-        let answer = wire::parse_identify_response(body);
-        for problem in answer.problems {
-            self.diag.report(format!("identify answer: {problem}"));
-        }
-        let identify_id = inner.hydration.identify_id(token).map(str::to_string);
-        if let (Some(new_id), Some(identify_id)) = (answer.new_distinct_id, identify_id) {
-            if new_id != identify_id && inner.state.distinct_id == identify_id {
-                inner.state.distinct_id = new_id;
-            }
-        }
-        let inner = &mut *inner;
-        inner
-            .hydration
-            .complete(token, answer.memberships, &mut inner.state.groups);
-        self.mark_dirty(&inner.state);
-    }
-}
-
-/// Runs `track` with properties given as JSON text (an object, or `None`):
-/// copied into the event as they are checked, or parsed first when that
-/// fast path cannot take them (it then reports the error).
-fn with_properties_json(
-    properties_json: Option<&str>,
-    track: impl FnOnce(wire::Properties<'_>) -> Result<()>,
-) -> Result<()> {
-    let Some(text) = properties_json else {
-        return track(wire::Properties::None);
-    };
-    match crate::json::raw_object(text) {
-        Some(raw) => track(wire::Properties::Raw(&raw)),
-        None => track(wire::Properties::Map(&crate::json::object(
-            text,
-            "properties_json",
-        )?)),
-    }
-}
-
-/// An event a caller asked for, timed and given its insert id when asked
-/// (not when its turn for the lock comes).
-struct NewEvent<'a> {
-    name: &'a str,
-    properties: wire::Properties<'a>,
-    category: Option<&'a str>,
-    timestamp: u64,
-    insert_id: [u8; 36],
-}
-
-impl<'a> NewEvent<'a> {
-    fn now(name: &'a str, properties: wire::Properties<'a>, category: Option<&'a str>) -> Self {
-        NewEvent {
-            name,
-            properties,
-            category,
-            timestamp: now_ms(),
-            insert_id: crate::util::new_id_bytes(),
-        }
-    }
-
-    fn check(&self) -> Result<()> {
-        validate::name(self.name, "event_name")?;
-        if let Some(c) = self.category {
-            validate::name(c, "category")?;
-        }
-        Ok(())
-    }
-
-    /// The event for `who`, stamped with `groups`.
-    fn request(&self, who: &Who, groups: &Memberships) -> Request {
-        // Hex digits and hyphens: always UTF-8.
-        let insert_id = std::str::from_utf8(&self.insert_id).unwrap_or_default();
-        Request {
-            path: wire::path::EVENT,
-            body: wire::event(
-                who,
-                self.name,
-                self.category,
-                self.properties,
-                groups,
-                self.timestamp,
-                insert_id,
-            ),
-            tag: Tag::None,
-        }
-    }
-}
-
-/// The request a membership call sends.
-fn membership_request(who: &Who, op: &MembershipOp) -> Request {
-    let (path, body) = match op {
-        MembershipOp::Set { key, ids } => wire::membership(who, key, MembershipCall::Set(ids)),
-        MembershipOp::Add { key, id } => wire::membership(who, key, MembershipCall::Add(id)),
-        MembershipOp::Remove { key, id } => wire::membership(who, key, MembershipCall::Remove(id)),
-    };
-    plain(path, body)
-}
-
-fn plain(path: &'static str, body: Value) -> Request {
-    Request {
-        path,
-        body: body.to_string().into_bytes(),
-        tag: Tag::None,
-    }
 }
 
 /// A `"sync"` call whose queue write failed: it is queued (and written when
@@ -758,41 +637,4 @@ fn timeout_error(what: &str, timeout: Duration) -> Error {
         ErrorKind::Timeout,
         format!("{what} did not finish within {} ms", timeout.as_millis()),
     )
-}
-
-impl DeviceInfo {
-    fn detect() -> DeviceInfo {
-        let (device_type, os_name) = match std::env::consts::OS {
-            "ios" => ("mobile", "iOS"),
-            "android" => ("mobile", "Android"),
-            "macos" => ("desktop", "macOS"),
-            "windows" => ("desktop", "Windows"),
-            "linux" => ("desktop", "Linux"),
-            other => ("desktop", other),
-        };
-        DeviceInfo {
-            device_type,
-            os_name,
-            os_version: os_release(),
-        }
-    }
-}
-
-#[cfg(unix)]
-fn os_release() -> String {
-    // SAFETY: uname fills a zeroed struct of fixed-size NUL-terminated arrays.
-    unsafe {
-        let mut u: libc::utsname = std::mem::zeroed();
-        if libc::uname(&mut u) == 0 {
-            return std::ffi::CStr::from_ptr(u.release.as_ptr())
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    String::from("unknown")
-}
-
-#[cfg(not(unix))]
-fn os_release() -> String {
-    String::from("unknown")
 }
