@@ -167,7 +167,7 @@ fn intact_prefix(records: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::store::{encode_done, encode_item};
+    use crate::delivery::store::encode_done;
 
     fn path() -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("trodo-jnl-{}", crate::util::new_id()));
@@ -176,14 +176,7 @@ mod tests {
     }
 
     fn record(seq: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_item(
-            seq,
-            "/api/events",
-            format!("{{\"n\":{seq}}}").as_bytes(),
-            &mut out,
-        );
-        out
+        crate::delivery::store::test_item(seq)
     }
 
     fn folded(path: &Path) -> Vec<u8> {

@@ -149,3 +149,16 @@ pub(super) fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> std::io::R
     }
     Ok(false)
 }
+
+/// For tests: the record of an event item with seq `seq` and a small body.
+#[cfg(test)]
+pub fn test_item(seq: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_item(
+        seq,
+        "/api/events",
+        format!("{{\"n\":{seq}}}").as_bytes(),
+        &mut out,
+    );
+    out
+}

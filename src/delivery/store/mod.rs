@@ -30,6 +30,8 @@ mod codec;
 mod recovery;
 mod scan;
 
+#[cfg(test)]
+pub use codec::test_item;
 pub use codec::{encode_done, encode_item, intact_record_at, item_record_len, records, Record};
 use codec::{parse, ITEM_OVERHEAD};
 use recovery::{copy_spilled, fold_journal, read_all};
@@ -307,10 +309,7 @@ impl QueueStore {
         sync: bool,
         deadline: Option<std::time::Instant>,
     ) -> Option<(J, io::Result<bool>)> {
-        let mut guard = match deadline {
-            None => self.file.lock(),
-            Some(d) => self.file.try_lock_until(d)?,
-        };
+        let mut guard = self.file_by(deadline)?;
         let records = take();
         let Some(file) = guard.file.as_mut() else {
             return Some((records, Ok(false)));
@@ -426,14 +425,22 @@ impl QueueStore {
         Ok(())
     }
 
+    /// The file, held; with a `deadline`, None if another thread still holds
+    /// it then.
+    fn file_by(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> Option<crate::sync::MutexGuard<'_, FileState>> {
+        match deadline {
+            None => Some(self.file.lock()),
+            Some(d) => self.file.try_lock_until(d),
+        }
+    }
+
     /// Syncs what was appended without a sync, giving up at `deadline` if
     /// another thread holds the file.
     pub fn sync_by(&self, deadline: Option<std::time::Instant>) -> io::Result<()> {
-        let guard = match deadline {
-            None => Some(self.file.lock()),
-            Some(d) => self.file.try_lock_until(d),
-        };
-        let mut guard = guard.ok_or(io::ErrorKind::TimedOut)?;
+        let mut guard = self.file_by(deadline).ok_or(io::ErrorKind::TimedOut)?;
         match guard.file.as_mut() {
             Some(f) => f.sync_data(),
             None => Ok(()),
@@ -450,11 +457,7 @@ impl QueueStore {
     /// holds the file (a compaction): false when it gave up, leaving the
     /// store open and the segment held.
     pub fn close_by(&self, remove: bool, deadline: Option<std::time::Instant>) -> bool {
-        let guard = match deadline {
-            None => Some(self.file.lock()),
-            Some(d) => self.file.try_lock_until(d),
-        };
-        let Some(mut guard) = guard else {
+        let Some(mut guard) = self.file_by(deadline) else {
             return false;
         };
         if let Some(f) = guard.file.take() {
@@ -527,16 +530,7 @@ mod tests {
     }
 
     fn items(n: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        for seq in 1..=n {
-            encode_item(
-                seq,
-                "/api/events",
-                format!("{{\"n\":{seq}}}").as_bytes(),
-                &mut out,
-            );
-        }
-        out
+        (1..=n).flat_map(codec::test_item).collect()
     }
 
     #[test]
