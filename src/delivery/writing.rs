@@ -30,9 +30,12 @@ impl Shared {
     }
 
     fn write(&self, deadline: Option<Instant>, sync: bool) -> bool {
-        let written = self.append_unwritten(deadline, sync);
-        if sync && written && self.unsynced.swap(false, Ordering::AcqRel) {
-            // Appended without a sync before: sync now, even with nothing new.
+        let (written, synced) = self.append_unwritten(deadline, sync);
+        if synced {
+            // That sync covered every earlier append to the file too.
+            self.unsynced.store(false, Ordering::Release);
+        } else if sync && written && self.unsynced.swap(false, Ordering::AcqRel) {
+            // Appended without a sync before, nothing new now: sync.
             if let Err(e) = self.store.sync_by(deadline) {
                 self.unsynced.store(true, Ordering::Release);
                 self.diag
@@ -46,7 +49,9 @@ impl Shared {
         written
     }
 
-    fn append_unwritten(&self, deadline: Option<Instant>, sync: bool) -> bool {
+    /// Returns whether everything was written, and whether an append synced.
+    fn append_unwritten(&self, deadline: Option<Instant>, sync: bool) -> (bool, bool) {
+        let mut synced = false;
         // A failed half with the memory that failed behind it, the active
         // half, then memory: at most three appends bring everything up to
         // date (one more when only failed memory was left).
@@ -63,12 +68,13 @@ impl Shared {
                 deadline,
             );
             let Some((Some(mut job), result)) = taken else {
-                return false; // the deadline passed
+                return (false, synced); // the deadline passed
             };
             let empty = job.is_empty();
             let written = matches!(result, Ok(true));
             if written {
                 job.written();
+                synced |= sync && !empty;
                 if !sync && !empty {
                     // Synced by a round within persist_interval.
                     self.unsynced.store(true, Ordering::Release);
@@ -77,20 +83,20 @@ impl Shared {
             }
             self.queue.lock().unwritten.give_back(job, written);
             match result {
-                Ok(true) if empty => return true,
+                Ok(true) if empty => return (true, synced),
                 Ok(true) => continue,
                 // Closed at shutdown: what is left stays in the journal,
                 // which the segment's next opener reads back.
-                Ok(false) => return false,
+                Ok(false) => return (false, synced),
                 Err(e) => {
                     self.diag.report(format!(
                         "queue write failed (the records are kept and written again later): {e}"
                     ));
-                    return false;
+                    return (false, synced);
                 }
             }
         }
-        true
+        (true, synced)
     }
 
     /// Has the writer come back within its interval.
@@ -100,9 +106,9 @@ impl Shared {
         }
     }
 
-    /// Has the writer write without waiting out its interval: a burst of
-    /// calls then reuses one buffer of about `WRITE_NOW_BYTES` instead of
-    /// growing a new one, page by page, for each interval.
+    /// Has the writer write without waiting out its interval: the journal's
+    /// active half is filling up (or records wait in memory), and the writer
+    /// frees it by swapping the halves.
     pub(super) fn write_now(&self) {
         if let Some(flag) = self.dirty.get() {
             flag.urge();
