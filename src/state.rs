@@ -216,11 +216,7 @@ impl StateFile {
         generation: u64,
         deadline: Option<Instant>,
     ) -> Result<bool> {
-        let written = match deadline {
-            None => Some(self.written.lock()),
-            Some(d) => self.written.try_lock_until(d),
-        };
-        let Some(mut written) = written else {
+        let Some(mut written) = self.written.lock_by(deadline) else {
             return Ok(false);
         };
         if generation < *written {

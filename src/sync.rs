@@ -59,6 +59,15 @@ impl<T: ?Sized> Mutex<T> {
     pub fn try_lock_until(&self, deadline: Instant) -> Option<MutexGuard<'_, T>> {
         poll_until(deadline, || self.try_lock())
     }
+
+    /// Locks, waiting as long as it takes without a `deadline`, and at most
+    /// until it with one (`None` if another thread still holds it then).
+    pub fn lock_by(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, T>> {
+        match deadline {
+            None => Some(self.lock()),
+            Some(d) => self.try_lock_until(d),
+        }
+    }
 }
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {

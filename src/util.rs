@@ -93,6 +93,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// What a panic said (its message), or "unknown panic".
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic")
+}
+
 /// Joins `thread` if it ends by `deadline` (at once without one); false
 /// when it was left running on its own (detached).
 pub fn join_by(thread: std::thread::JoinHandle<()>, deadline: Option<std::time::Instant>) -> bool {

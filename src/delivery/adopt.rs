@@ -73,11 +73,7 @@ impl Shared {
     pub(super) fn adopt_orphans(&self, deadline: Option<Instant>) -> bool {
         // Held while adopting: a flush that finds a round running waits for
         // it, but not past its own deadline.
-        let failed = match deadline {
-            Some(d) => self.adoption.failed.try_lock_until(d),
-            None => Some(self.adoption.failed.lock()),
-        };
-        let Some(mut failed) = failed else {
+        let Some(mut failed) = self.adoption.failed.lock_by(deadline) else {
             return false;
         };
         let dir = &self.config.storage_dir;

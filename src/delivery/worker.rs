@@ -294,11 +294,7 @@ impl Shared {
     /// A turn of the worker panicked: what it held in flight goes back to
     /// the queue (sent again after a pause), and it is counted and reported.
     fn survive_panic(&self, panic: &(dyn std::any::Any + Send)) {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|m| m.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
+        let what = crate::util::panic_text(panic);
         {
             let mut q = self.queue.lock();
             q.in_flight = 0;

@@ -58,10 +58,7 @@ impl Shared {
         for _ in 0..4 {
             let taken = self.store.append_with(
                 || {
-                    let q = match deadline {
-                        None => Some(self.queue.lock()),
-                        Some(d) => self.queue.try_lock_until(d),
-                    };
+                    let q = self.queue.lock_by(deadline);
                     q.map(|mut q| q.unwritten.take())
                 },
                 sync,

@@ -60,11 +60,7 @@ pub fn last_error_ptr() -> *const c_char {
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let detail = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
+    let detail = crate::util::panic_text(payload);
     format!("internal error in libtrodo (please report): {detail}")
 }
 

@@ -309,7 +309,7 @@ impl QueueStore {
         sync: bool,
         deadline: Option<std::time::Instant>,
     ) -> Option<(J, io::Result<bool>)> {
-        let mut guard = self.file_by(deadline)?;
+        let mut guard = self.file.lock_by(deadline)?;
         let records = take();
         let Some(file) = guard.file.as_mut() else {
             return Some((records, Ok(false)));
@@ -425,22 +425,10 @@ impl QueueStore {
         Ok(())
     }
 
-    /// The file, held; with a `deadline`, None if another thread still holds
-    /// it then.
-    fn file_by(
-        &self,
-        deadline: Option<std::time::Instant>,
-    ) -> Option<crate::sync::MutexGuard<'_, FileState>> {
-        match deadline {
-            None => Some(self.file.lock()),
-            Some(d) => self.file.try_lock_until(d),
-        }
-    }
-
     /// Syncs what was appended without a sync, giving up at `deadline` if
     /// another thread holds the file.
     pub fn sync_by(&self, deadline: Option<std::time::Instant>) -> io::Result<()> {
-        let mut guard = self.file_by(deadline).ok_or(io::ErrorKind::TimedOut)?;
+        let mut guard = self.file.lock_by(deadline).ok_or(io::ErrorKind::TimedOut)?;
         match guard.file.as_mut() {
             Some(f) => f.sync_data(),
             None => Ok(()),
@@ -457,7 +445,7 @@ impl QueueStore {
     /// holds the file (a compaction): false when it gave up, leaving the
     /// store open and the segment held.
     pub fn close_by(&self, remove: bool, deadline: Option<std::time::Instant>) -> bool {
-        let Some(mut guard) = self.file_by(deadline) else {
+        let Some(mut guard) = self.file.lock_by(deadline) else {
             return false;
         };
         if let Some(f) = guard.file.take() {
