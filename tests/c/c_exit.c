@@ -4,13 +4,9 @@
  * cannot reach its server and writes state only every 60 s, so only the
  * exit handler can have put its events on disk. */
 #define _POSIX_C_SOURCE 200809L
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "harness.h"
 
@@ -34,37 +30,13 @@ static int track_and_return(void) {
     return 0; /* no trodo_shutdown */
 }
 
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-}
-
 int main(int argc, char **argv) {
-    pid_t pid;
-    int status = 0, waited, i;
+    int i;
     char name[64];
 
     if (argc > 1 && strcmp(argv[1], "track") == 0) return track_and_return();
 
-    pid = fork();
-    if (pid == 0) {
-        execl(argv[0], argv[0], "track", (char *)NULL);
-        _exit(5);
-    }
-    CHECK(pid > 0);
-    for (waited = 0; waited < DEADLINE_S * 100; waited++) {
-        if (waitpid(pid, &status, WNOHANG) == pid) break;
-        sleep_ms(10);
-    }
-    if (waited == DEADLINE_S * 100) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        fprintf(stderr, "the tracking run did not exit in time\n");
-        harness_failures++;
-    }
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(harness_run_self(argv[0], "track", DEADLINE_S));
 
     /* The next run, with a server: everything the first one accepted arrives. */
     CHECK_OK(harness_init("exit"));

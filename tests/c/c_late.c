@@ -7,12 +7,9 @@
  * the argument "late", so that its exit can be watched. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -54,39 +51,11 @@ static int late_run(void) {
     return 0; /* the atexit handler shuts down */
 }
 
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-}
-
 int main(int argc, char **argv) {
-    pid_t pid;
-    int status = 0, waited;
 
     if (argc > 1 && strcmp(argv[1], "late") == 0) return late_run();
 
-    pid = fork();
-    if (pid == 0) {
-        execl(argv[0], argv[0], "late", (char *)NULL);
-        _exit(5);
-    }
-    CHECK(pid > 0);
-    for (waited = 0; waited < DEADLINE_S * 100; waited++) {
-        if (waitpid(pid, &status, WNOHANG) == pid) break;
-        sleep_ms(10);
-    }
-    if (waited == DEADLINE_S * 100) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        fprintf(stderr, "the late run did not exit in time\n");
-        harness_failures++;
-    }
-    if (WIFSIGNALED(status)) fprintf(stderr, "the late run died of signal %d\n", WTERMSIG(status));
-    if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-        fprintf(stderr, "the late run exited with %d\n", WEXITSTATUS(status));
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(harness_run_self(argv[0], "late", DEADLINE_S));
     /* Delivered by the shutdown in the atexit handler, not by a later run. */
     CHECK(log_count("/api/events", "\"event_name\":\"from_thread\"", (char *)NULL) == 1);
     CHECK(log_count("/api/events", "\"event_name\":\"from_key_destructor\"", (char *)NULL) == 1);

@@ -1,11 +1,45 @@
+#define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 int harness_failures = 0;
+
+int harness_run_self(const char *argv0, const char *arg, int deadline_s) {
+    struct timespec tick = {0, 10 * 1000000L};
+    int status = 0, waited;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(argv0, argv0, arg, (char *)NULL);
+        _exit(5);
+    }
+    if (pid < 0) {
+        fprintf(stderr, "fork failed for the \"%s\" run\n", arg);
+        harness_failures++;
+        return 0;
+    }
+    for (waited = 0; waited < deadline_s * 100; waited++) {
+        if (waitpid(pid, &status, WNOHANG) == pid) break;
+        nanosleep(&tick, NULL);
+    }
+    if (waited == deadline_s * 100) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fprintf(stderr, "the \"%s\" run did not exit in time\n", arg);
+        harness_failures++;
+    }
+    if (WIFSIGNALED(status)) fprintf(stderr, "the \"%s\" run died of signal %d\n", arg, WTERMSIG(status));
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+        fprintf(stderr, "the \"%s\" run exited with %d\n", arg, WEXITSTATUS(status));
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 void harness_check(int ok, const char *expr, const char *file, int line) {
     if (!ok) {

@@ -51,6 +51,12 @@ const char *log_line(const char *path, ...);
 /* Duplicates a string returned by libtrodo, then frees the original. */
 char *take_string(char *s);
 
+/* Runs this program again (argv0) with the one argument `arg`, waiting at
+ * most deadline_s seconds (then it is killed, said, and counted as a
+ * failure); says how it ended unless it exited with 0. Returns whether it
+ * exited with 0. */
+int harness_run_self(const char *argv0, const char *arg, int deadline_s);
+
 /* Prints the result; the program's exit code. */
 int harness_finish(const char *name);
 
