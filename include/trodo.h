@@ -106,7 +106,8 @@ void trodo_set_error_callback(TrodoErrorCallback callback, void *user_data);
 // Turns opt-out on or off; the setting is saved at once and survives
 // restarts. Turning it on discards everything queued (counted as
 // "opted_out"); while on, calls are checked as usual, return TRODO_OK and
-// record nothing, locally or remotely.
+// record nothing, locally or remotely. The setting is the storage
+// directory's: every process using it takes it up within 2 s.
 enum TrodoStatus trodo_set_opt_out(bool opted_out);
 
 // Whether opt-out is on; false when not initialized.

@@ -20,8 +20,9 @@ use crate::delivery::{self, Request, Tag};
 use crate::diag::Diagnostics;
 use crate::error::{Error, ErrorKind, Result};
 use crate::groups::{Group, Hydration, MembershipOp, Memberships};
+use crate::persister::{DirtyFlag, Persister, Wake};
 use crate::profile::{GroupProfileOp, PeopleOp};
-use crate::state::{Loaded, LocalState, Persister, Session, StateFile, SESSION_TIMEOUT_MS};
+use crate::state::{LocalState, Session, StateFile, SESSION_TIMEOUT_MS};
 use crate::util::{new_id, now_ms};
 use crate::validate;
 use crate::wire::{self, Who};
@@ -38,10 +39,13 @@ mod users;
 use device::DeviceInfo;
 use requests::{membership_request, plain, with_properties_json, NewEvent};
 
+/// How often each process looks whether another one changed the shared
+/// state: a change is seen within 2 s (`shared/c-api.md`).
+const STATE_LOOK_INTERVAL: Duration = Duration::from_secs(1);
+
 pub struct Client {
     shared: Arc<Shared>,
     persister: Mutex<Option<Persister>>,
-    delivery: Lanes,
 }
 
 struct Shared {
@@ -51,15 +55,23 @@ struct Shared {
     file: StateFile,
     inner: Mutex<Inner>,
     diag: Arc<Diagnostics>,
-    dirty: Mutex<Option<crate::state::DirtyFlag>>,
+    dirty: Mutex<Option<DirtyFlag>>,
     /// The state after the last call that changed it, readable without a
     /// lock: a child forked while a thread was inside a call starts from it.
-    published: ArcSwapOption<LocalState>,
+    published: ArcSwapOption<Published>,
     /// Set once the final state is written: late answers change nothing.
     finished: AtomicBool,
     /// What the per-user calls need of the client, without its state lock.
     gate: RwLock<Gate>,
     users: users::ServerSessions,
+    delivery: Lanes,
+}
+
+/// A state with the base it was changed from.
+#[derive(Debug, Clone)]
+struct Published {
+    state: LocalState,
+    base: Arc<LocalState>,
 }
 
 /// Whether calls are accepted and whether they are recorded, for the
@@ -76,24 +88,24 @@ struct Inner {
     /// False from the start of shutdown: new calls are refused.
     accepting: bool,
     state: LocalState,
+    /// The state as this process last agreed it with the state file: a
+    /// field that differs from it is this process's change, to be written;
+    /// any other field is taken from the file when another process changed it.
+    base: Arc<LocalState>,
     hydration: Hydration,
     /// Bumped by reset, so an identify answer for the previous user is ignored.
     epoch: u64,
     persisted_activity_ms: u64,
     /// Numbers state snapshots so an older one never overwrites a newer one.
     generation: u64,
+    /// The generation `base` came from.
+    synced_generation: u64,
 }
 
 impl Inner {
     fn next_generation(&mut self) -> u64 {
         self.generation += 1;
         self.generation
-    }
-
-    /// Writes the state now, on this thread, as the newest snapshot.
-    fn save_now(&mut self, file: &StateFile) -> Result<()> {
-        let generation = self.next_generation();
-        file.save(&self.state, generation)
     }
 }
 
@@ -112,7 +124,10 @@ impl Client {
     pub fn continue_after_fork(parent: &Client) -> Result<Arc<Client>> {
         let s = &parent.shared;
         let state = match s.inner.try_lock() {
-            Some(inner) if inner.accepting => inner.state.clone(),
+            Some(inner) if inner.accepting => Published {
+                state: inner.state.clone(),
+                base: inner.base.clone(),
+            },
             Some(_) => return Err(Error::not_initialized()), // forked during shutdown
             // A thread was inside a call at the fork, so the state may be
             // half-changed: take it as the last finished call left it.
@@ -130,7 +145,7 @@ impl Client {
     fn start_with(
         site_id: &str,
         options: Options,
-        state: Option<LocalState>,
+        state: Option<Published>,
     ) -> Result<Arc<Client>> {
         validate::name(site_id, "site_id")?;
         let dir = match &options.storage_dir {
@@ -139,6 +154,27 @@ impl Client {
         };
         let diag = Arc::new(Diagnostics::new(options.debug));
         let file = StateFile::open(&dir)?;
+
+        let forked_child = state.is_some();
+        // A new process starts from what the file holds (a fresh state
+        // when there is none); a forked child keeps its parent's changes.
+        let start = state.unwrap_or_else(|| {
+            let fresh = LocalState::fresh();
+            Published {
+                base: Arc::new(fresh.clone()),
+                state: fresh,
+            }
+        });
+        // Syncing now also proves the directory usable before init succeeds.
+        let state = match file.sync_by(&start.base, &start.state, 0, None)? {
+            Some(synced) => {
+                if let Some(report) = synced.report {
+                    diag.report(report);
+                }
+                synced.state
+            }
+            None => start.state,
+        };
 
         let shared_slot: Arc<OnceLock<Weak<Shared>>> = Arc::new(OnceLock::new());
         let slot = shared_slot.clone();
@@ -159,8 +195,9 @@ impl Client {
                 ca_file: options.ca_file.clone(),
                 memory_queue_bytes: options.memory_queue_bytes.max(1),
                 adopt: true,
-                adopt_at_start: state.is_none(),
+                adopt_at_start: !forked_child,
                 registrations_join_batches: false,
+                opted_out: state.opt_out,
             },
             options.user_lanes as usize,
             diag.clone(),
@@ -171,20 +208,6 @@ impl Client {
             }),
         )?;
 
-        let state = match state.map_or_else(|| file.load(), Loaded::Restored) {
-            Loaded::Restored(s) => s,
-            Loaded::Nothing => LocalState::fresh(),
-            Loaded::Quarantined(report) => {
-                diag.report(report);
-                LocalState::fresh()
-            }
-        };
-        // Writing now proves the directory is usable before init succeeds.
-        if let Err(e) = file.save(&state, 0) {
-            delivery.shutdown(Duration::ZERO);
-            return Err(e);
-        }
-
         let shared = Arc::new(Shared {
             site_id: site_id.to_string(),
             device: DeviceInfo::detect(),
@@ -192,14 +215,19 @@ impl Client {
             inner: Mutex::new(Inner {
                 accepting: true,
                 persisted_activity_ms: state.session.last_activity_ms,
+                base: Arc::new(state.clone()),
                 state: state.clone(),
                 hydration: Hydration::default(),
                 epoch: 0,
                 generation: 0,
+                synced_generation: 0,
             }),
             diag,
             dirty: Mutex::new(None),
-            published: ArcSwapOption::from_pointee(state.clone()),
+            published: ArcSwapOption::from_pointee(Published {
+                base: Arc::new(state.clone()),
+                state: state.clone(),
+            }),
             finished: AtomicBool::new(false),
             gate: RwLock::new(Gate {
                 accepting: true,
@@ -207,15 +235,20 @@ impl Client {
             }),
             users: users::ServerSessions::new(options.remembered_users),
             options,
+            delivery,
         });
         let _ = shared_slot.set(Arc::downgrade(&shared));
 
         let weak: Weak<Shared> = Arc::downgrade(&shared);
-        let persister = Persister::start(shared.options.persist_interval, move || {
-            if let Some(s) = weak.upgrade() {
-                s.persist();
-            }
-        })
+        let persister = Persister::start_ticking(
+            shared.options.persist_interval,
+            Some(STATE_LOOK_INTERVAL),
+            move |wake| {
+                if let Some(s) = weak.upgrade() {
+                    s.persist(wake);
+                }
+            },
+        )
         .map_err(|e| {
             Error::new(
                 ErrorKind::Internal,
@@ -227,7 +260,6 @@ impl Client {
         Ok(Arc::new(Client {
             shared,
             persister: Mutex::new(Some(persister)),
-            delivery,
         }))
     }
 
@@ -361,7 +393,7 @@ impl Client {
     /// Waits until everything accepted before the call is sent or dropped.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         drop(self.shared.open()?);
-        if self.delivery.flush(timeout) {
+        if self.shared.delivery.flush(timeout) {
             Ok(())
         } else {
             Err(timeout_error("flush", timeout))
@@ -377,7 +409,7 @@ impl Client {
             inner.accepting = false;
             self.shared.gate.write().accepting = false;
         }
-        let flushed = self.delivery.shutdown(timeout);
+        let flushed = self.shared.delivery.shutdown(timeout);
         // The state writer may be waiting for state.lock, which another
         // process can hold for long (stopped mid-write): not past the deadline.
         let deadline = delivery::stop_deadline(start, timeout);
@@ -387,14 +419,9 @@ impl Client {
         {
             // Under the lock, so a late identify answer cannot slip in between.
             let mut inner = self.shared.inner.lock();
-            let generation = inner.next_generation();
-            match self
-                .shared
-                .file
-                .save_by(&inner.state, generation, Some(deadline))
-            {
-                Ok(true) => {}
-                Ok(false) => self.shared.diag.report(
+            match self.shared.sync_locked(&mut inner, Some(deadline)) {
+                Ok(Some(_)) => {} // discarded by a late opt-out: nothing left to send anyway
+                Ok(None) => self.shared.diag.report(
                     "final state write skipped: the state file stayed locked by another thread or \
                      process until the shutdown's deadline"
                         .to_string(),
@@ -417,16 +444,15 @@ impl Client {
     /// state), giving up at `deadline` on any lock another thread holds: for
     /// process exit, where no thread may be waited for.
     pub fn persist_by(&self, deadline: std::time::Instant) {
-        self.delivery.persist_by(deadline);
+        self.shared.delivery.persist_by(deadline);
         let Some(mut inner) = self.shared.inner.try_lock_until(deadline) else {
             return;
         };
         if self.shared.finished.load(Ordering::Acquire) {
             return; // shutdown wrote the final state
         }
-        let (state, generation) = (inner.state.clone(), inner.next_generation());
-        drop(inner);
-        let _ = self.shared.file.save_by(&state, generation, Some(deadline));
+        // At exit there is no one left to tell of a sibling's opt-out.
+        let _ = self.shared.sync_locked(&mut inner, Some(deadline));
     }
 
     /// Recent reports of problems the library handled itself.
@@ -437,23 +463,19 @@ impl Client {
     /// Delivery counts since start, and what is queued now.
     pub fn stats(&self) -> Result<delivery::Stats> {
         drop(self.shared.open()?);
-        Ok(self.delivery.stats())
+        Ok(self.shared.delivery.stats())
     }
 
     /// Turns opt-out on or off; persisted at once. Turning it on discards
     /// everything queued; while on, calls are checked and change nothing.
     pub fn set_opt_out(&self, opted_out: bool) -> Result<()> {
         let mut inner = self.shared.open()?;
-        inner.state.opt_out = opted_out;
-        self.shared.gate.write().opt_out = opted_out;
-        let dropped = match opted_out {
-            true => self.delivery.discard_all(),
-            false => delivery::Dropped::default(),
-        };
-        // The caller asked for this setting to survive a restart: write now.
-        let saved = self.shared.save_now(&mut inner);
+        let mut dropped = self.shared.set_opt_out_locked(&mut inner, opted_out);
+        // The caller asked for this setting to survive a restart (and to
+        // reach the other processes): write now.
+        let saved = self.shared.save_now(&mut inner, &mut dropped);
         drop(inner);
-        self.delivery.settle(dropped);
+        self.shared.delivery.settle(dropped);
         saved
     }
 
@@ -483,7 +505,7 @@ impl Client {
         let result = self.mutate_locked(f, &mut dropped);
         // Told only now, with the state unlocked: the core's answer handler
         // takes that lock.
-        self.delivery.settle(dropped);
+        self.shared.delivery.settle(dropped);
         result
     }
 
@@ -500,17 +522,19 @@ impl Client {
             let mut scratch = Inner {
                 accepting: true,
                 state: inner.state.clone(),
+                base: inner.base.clone(),
                 hydration: Hydration::default(),
                 epoch: inner.epoch,
                 persisted_activity_ms: now_ms(),
                 generation: 0,
+                synced_generation: 0,
             };
             return f(s, &mut scratch, &mut out).map(|_| ());
         }
         let changes_state = f(s, &mut inner, &mut out)?;
         let mut durable = true;
         for r in out {
-            let (d, ok) = self.delivery.enqueue(r);
+            let (d, ok) = self.shared.delivery.enqueue(r);
             dropped.merge(d);
             durable &= ok;
         }
@@ -520,8 +544,8 @@ impl Client {
         if changes_state {
             match s.options.durability {
                 // The caller asked for the disk write on its own thread.
-                Durability::Sync => s.save_now(&mut inner)?,
-                Durability::Batched => s.mark_dirty(&inner.state),
+                Durability::Sync => s.save_now(&mut inner, dropped)?,
+                Durability::Batched => s.mark_dirty(&inner),
             }
         }
         Ok(())
@@ -555,9 +579,9 @@ impl Shared {
         }
     }
 
-    /// `state` changed: publish it and have it written soon.
-    fn mark_dirty(&self, state: &LocalState) {
-        self.publish(state);
+    /// `inner`'s state changed: publish it and have it written soon.
+    fn mark_dirty(&self, inner: &Inner) {
+        self.publish(inner);
         if let Some(flag) = self.dirty.lock().as_ref() {
             flag.mark();
         }
@@ -565,13 +589,94 @@ impl Shared {
 
     /// `inner`'s state changed and must be on disk now (the caller asked for
     /// it on its own thread): publish it and write it.
-    fn save_now(&self, inner: &mut Inner) -> Result<()> {
-        self.publish(&inner.state);
-        inner.save_now(&self.file)
+    fn save_now(&self, inner: &mut Inner, dropped: &mut delivery::Dropped) -> Result<()> {
+        self.publish(inner);
+        if let Some(d) = self.sync_locked(inner, None)? {
+            dropped.merge(d);
+        }
+        Ok(())
     }
 
-    fn publish(&self, state: &LocalState) {
-        self.published.store(Some(Arc::new(state.clone())));
+    /// Syncs the state with the file while holding the state lock (the
+    /// caller waits for the disk on purpose). `None` when skipped (the
+    /// deadline passed, or a newer sync ran); else what an opt-out made by
+    /// another process discarded, for the caller to settle once unlocked.
+    fn sync_locked(
+        &self,
+        inner: &mut Inner,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<delivery::Dropped>> {
+        let generation = inner.next_generation();
+        let (base, ours) = (inner.base.clone(), inner.state.clone());
+        Ok(self
+            .sync_file(&base, &ours, generation, deadline)?
+            .map(|merged| self.take_up(inner, &ours, merged, generation)))
+    }
+
+    /// The merged state after syncing `ours` (changed from `base`) with the
+    /// file, when the sync ran.
+    fn sync_file(
+        &self,
+        base: &LocalState,
+        ours: &LocalState,
+        generation: u64,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<LocalState>> {
+        let Some(synced) = self.file.sync_by(base, ours, generation, deadline)? else {
+            return Ok(None);
+        };
+        if let Some(report) = synced.report {
+            self.diag.report(report);
+        }
+        Ok(Some(synced.state))
+    }
+
+    /// `merged` is what the file holds after the sync of `snapshot`: takes
+    /// up what other processes changed, keeping what this one changed since
+    /// the snapshot. Returns what an opt-out from elsewhere discarded.
+    fn take_up(
+        &self,
+        inner: &mut Inner,
+        snapshot: &LocalState,
+        merged: LocalState,
+        generation: u64,
+    ) -> delivery::Dropped {
+        if generation < inner.synced_generation {
+            return delivery::Dropped::default(); // a newer sync took up more
+        }
+        inner.synced_generation = generation;
+        let now = crate::state::merge::merge(snapshot, &inner.state, &merged);
+        if now.anonymous_id != inner.state.anonymous_id
+            || now.distinct_id != inner.state.distinct_id
+        {
+            // Another process identified or reset: an answer to this one's
+            // identify no longer applies.
+            inner.epoch += 1;
+            inner.hydration.clear();
+        }
+        let dropped = match now.opt_out != inner.state.opt_out {
+            true => self.set_opt_out_locked(inner, now.opt_out),
+            false => delivery::Dropped::default(),
+        };
+        inner.state = now;
+        inner.base = Arc::new(merged);
+        self.publish(inner);
+        dropped
+    }
+
+    /// Sets opt-out in memory; turning it on discards what is queued, which
+    /// is returned for the caller to settle once unlocked.
+    fn set_opt_out_locked(&self, inner: &mut Inner, opted_out: bool) -> delivery::Dropped {
+        inner.state.opt_out = opted_out;
+        self.gate.write().opt_out = opted_out;
+        self.delivery.set_opted_out(opted_out)
+    }
+
+    fn publish(&self, inner: &Inner) {
+        self.published.store(Some(Arc::new(Published {
+            state: inner.state.clone(),
+            base: inner.base.clone(),
+        })));
     }
 
     /// Starts a new session after 30 idle minutes, and registers the session
@@ -597,28 +702,46 @@ impl Shared {
                 },
             );
             out.push(plain(wire::path::SESSION, body));
-            self.mark_dirty(&inner.state);
+            self.mark_dirty(inner);
         }
         if now.saturating_sub(inner.persisted_activity_ms) >= ACTIVITY_PERSIST_GRANULARITY_MS {
             inner.persisted_activity_ms = now;
-            self.mark_dirty(&inner.state);
+            self.mark_dirty(inner);
         }
     }
 
-    /// Snapshot under the lock, write outside it.
-    fn persist(&self) {
-        let (state, generation) = {
+    /// On the persister thread: writes this process's changes, and (also
+    /// when a tick finds the file changed) takes up other processes'.
+    /// Snapshot under the lock, file work outside it.
+    fn persist(&self, wake: Wake) {
+        if wake == Wake::Tick && !self.file.changed_on_disk() {
+            return;
+        }
+        let (base, ours, generation) = {
             let mut inner = self.inner.lock();
             if self.finished.load(Ordering::Acquire) {
                 return;
             }
-            (inner.state.clone(), inner.next_generation())
+            let generation = inner.next_generation();
+            (inner.base.clone(), inner.state.clone(), generation)
         };
-        if let Err(e) = self.file.save(&state, generation) {
-            self.diag.report(format!(
-                "state write failed (will retry on the next change): {e}"
-            ));
-        }
+        let merged = match self.sync_file(&base, &ours, generation, None) {
+            Ok(Some(merged)) => merged,
+            Ok(None) => return,
+            Err(e) => {
+                return self.diag.report(format!(
+                    "state write failed (will retry on the next change): {e}"
+                ))
+            }
+        };
+        let dropped = {
+            let mut inner = self.inner.lock();
+            if self.finished.load(Ordering::Acquire) {
+                return;
+            }
+            self.take_up(&mut inner, &ours, merged, generation)
+        };
+        self.delivery.settle(dropped);
     }
 }
 

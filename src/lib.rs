@@ -14,6 +14,7 @@ pub mod files;
 pub mod global;
 pub mod groups;
 pub mod json;
+pub mod persister;
 pub mod process;
 pub mod profile;
 pub mod state;

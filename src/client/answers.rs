@@ -42,6 +42,6 @@ impl Shared {
         inner
             .hydration
             .complete(token, answer.memberships, &mut inner.state.groups);
-        self.mark_dirty(&inner.state);
+        self.mark_dirty(inner);
     }
 }

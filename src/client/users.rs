@@ -185,7 +185,7 @@ impl Client {
         let result = user
             .0
             .serialized(|| self.for_user_serialized(user, registers, f, &mut dropped));
-        self.delivery.settle(dropped);
+        self.shared.delivery.settle(dropped);
         result
     }
 
@@ -219,7 +219,7 @@ impl Client {
             }
             return Ok(());
         }
-        let lane = self.delivery.user_lane(u.lane_key)?;
+        let lane = self.shared.delivery.user_lane(u.lane_key)?;
         let mut durable = true;
         if registers && u.registered_with.load(Ordering::Acquire) != s.users.number {
             let mut registered = s.users.registered.lock();

@@ -40,6 +40,8 @@ pub struct Config {
     /// are sent first, then its events in bulk (the per-user lanes, where
     /// every new user's first event follows its registration).
     pub registrations_join_batches: bool,
+    /// Opted out at start (see [`super::Delivery::set_opted_out`]).
+    pub opted_out: bool,
 }
 
 impl Config {

@@ -137,6 +137,18 @@ impl Lanes {
         dropped
     }
 
+    /// As [`Delivery::set_opted_out`]: only the main lane adopts, so only
+    /// it needs to keep discarding; the user lanes get no new calls meanwhile.
+    pub fn set_opted_out(&self, on: bool) -> Dropped {
+        let mut dropped = self.main.set_opted_out(on);
+        if on {
+            for lane in self.all().skip(1) {
+                dropped.merge(lane.discard_all());
+            }
+        }
+        dropped
+    }
+
     /// The counts of every lane added up.
     pub fn stats(&self) -> Stats {
         let mut total = Stats::default();

@@ -34,7 +34,7 @@ use crate::sync::{Condvar, Mutex};
 
 use crate::diag::Diagnostics;
 use crate::error::Result;
-use crate::state::Persister;
+use crate::persister::Persister;
 use queue::{Item, Queue};
 use store::QueueStore;
 use unwritten::Unwritten;
@@ -56,13 +56,16 @@ struct Shared {
     store: QueueStore,
     diag: Arc<Diagnostics>,
     /// Wakes the writer thread (set once it has started).
-    dirty: std::sync::OnceLock<crate::state::DirtyFlag>,
+    dirty: std::sync::OnceLock<crate::persister::DirtyFlag>,
     on_complete: OnComplete,
     adoption: adopt::Adoption,
     /// When the queue file was last synced, and whether it has been
     /// appended to since without a sync (see `write_in_round`).
     last_sync: Mutex<Instant>,
     unsynced: AtomicBool,
+    /// While set, nothing is sent: the worker discards what reaches the
+    /// queue (items adopted from ended processes) as `opted_out`.
+    opted_out: AtomicBool,
 }
 
 pub struct Delivery {
@@ -121,12 +124,13 @@ impl Delivery {
             stop: AtomicBool::new(false),
             store,
             diag,
-            config,
             dirty: std::sync::OnceLock::new(),
             on_complete,
             adoption: adopt::Adoption::default(),
             last_sync: Mutex::new(Instant::now()),
             unsynced: AtomicBool::new(false),
+            opted_out: AtomicBool::new(config.opted_out),
+            config,
         });
         let internal = |e: std::io::Error| {
             crate::error::Error::new(
@@ -263,15 +267,21 @@ impl Delivery {
     /// for [`settle`](Self::settle).
     pub fn discard_all(&self) -> Dropped {
         let s = &*self.shared;
-        let mut q = s.queue.lock();
-        q.discard_through = q.last_seq;
-        let (at, n, spilled) = (q.in_flight, q.items.len() - q.in_flight, q.spilled.len());
-        let mut tags = s.drop_items(&mut q, at, n, DropReason::OptedOut);
-        tags.extend(s.drop_spilled(&mut q, spilled, DropReason::OptedOut));
-        drop(q);
+        let tags = s.discard_queued(&mut s.queue.lock());
         let _ = s.persist_soon(); // the discard marks are not the caller's records
         s.done.notify_all();
         Dropped::tags(tags, DropReason::OptedOut)
+    }
+
+    /// Turns sending off (on: what is queued is discarded now, and what
+    /// reaches the queue later, from ended processes, when it arrives) or
+    /// back on. Returns what was discarded now.
+    pub fn set_opted_out(&self, on: bool) -> Dropped {
+        self.shared.opted_out.store(on, Ordering::Release);
+        match on {
+            true => self.discard_all(),
+            false => Dropped::default(),
+        }
     }
 
     pub fn stats(&self) -> Stats {

@@ -355,6 +355,16 @@ impl Shared {
             .collect()
     }
 
+    /// Drops everything queued and not in flight as `opted_out` (the item in
+    /// flight is dropped when its answer is not a success).
+    pub(super) fn discard_queued(&self, q: &mut Queue) -> Vec<Tag> {
+        q.discard_through = q.last_seq;
+        let (at, n, spilled) = (q.in_flight, q.items.len() - q.in_flight, q.spilled.len());
+        let mut tags = self.drop_items(q, at, n, DropReason::OptedOut);
+        tags.extend(self.drop_spilled(q, spilled, DropReason::OptedOut));
+        tags
+    }
+
     /// Bookkeeping for items that left the queue: bytes and the done marker
     /// (written by [`persist_soon`](Self::persist_soon), after the queue lock is released).
     pub(super) fn finish(&self, q: &mut Queue, removed: &[Item]) {

@@ -125,6 +125,16 @@ fn send_next(s: &Shared, transport: &Transport, retry: &mut Retry) -> bool {
             if s.stop.load(Ordering::Acquire) {
                 return false;
             }
+            if s.opted_out.load(Ordering::Acquire) && q.len() > q.in_flight {
+                // Adopted from an ended process after the opt-out.
+                let tags = s.discard_queued(&mut q);
+                MutexGuard::unlocked(&mut q, || {
+                    let _ = s.persist_soon(); // a failure is reported and retried
+                    s.settle(super::Dropped::tags(tags, DropReason::OptedOut));
+                    s.done.notify_all();
+                });
+                continue;
+            }
             let now = Instant::now();
             if let Some(wanted) = q.refill_wanted(now, s.config.memory_queue_bytes) {
                 if let Some(lost) = s.refill(&mut q, &wanted) {
@@ -459,6 +469,7 @@ mod tests {
             adopt: false,
             adopt_at_start: false,
             registrations_join_batches: false,
+            opted_out: false,
         };
         let diag = Arc::new(Diagnostics::new(false));
         let d = Delivery::start(config, diag.clone(), Arc::new(|_, _| {})).unwrap();

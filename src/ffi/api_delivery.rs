@@ -73,7 +73,8 @@ pub extern "C" fn trodo_set_error_callback(callback: TrodoErrorCallback, user_da
 /// Turns opt-out on or off; the setting is saved at once and survives
 /// restarts. Turning it on discards everything queued (counted as
 /// "opted_out"); while on, calls are checked as usual, return TRODO_OK and
-/// record nothing, locally or remotely.
+/// record nothing, locally or remotely. The setting is the storage
+/// directory's: every process using it takes it up within 2 s.
 #[no_mangle]
 pub extern "C" fn trodo_set_opt_out(opted_out: bool) -> TrodoStatus {
     guard::status(|| global::current()?.set_opt_out(opted_out))

@@ -1,6 +1,8 @@
 //! Shared set-up for the Rust integration tests.
 #![allow(dead_code)]
 
+pub mod children;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
