@@ -88,10 +88,11 @@ fn init(api: &str, dir: &Path, extra: &str) {
     );
     let site = c("bench-site");
     let opts = c(&opts);
-    assert_eq!(
-        trodo_init(site.as_ptr(), opts.as_ptr()),
-        TrodoStatus::TRODO_OK
-    );
+    // SAFETY (this and every libtrodo call in this file): NUL-terminated
+    // strings that outlive the call, and handles from their `_new` used
+    // before their `_free`.
+    let status = unsafe { trodo_init(site.as_ptr(), opts.as_ptr()) };
+    assert_eq!(status, trodo::ffi::status::TRODO_OK);
 }
 
 fn shutdown(ms: u32) {
@@ -118,7 +119,7 @@ fn caller_cost(threads: usize, calls: usize, op: Op) -> (f64, f64, f64) {
                     let start = Instant::now();
                     let status = op(i + t * calls);
                     ns.push(start.elapsed().as_nanos() as u64);
-                    assert_eq!(status, TrodoStatus::TRODO_OK);
+                    assert_eq!(status, trodo::ffi::status::TRODO_OK);
                 }
                 ns
             })
@@ -152,20 +153,20 @@ fn s() -> &'static Strings {
 }
 
 fn op_track(_: usize) -> TrodoStatus {
-    trodo_track(s().event.as_ptr(), s().props.as_ptr())
+    unsafe { trodo_track(s().event.as_ptr(), s().props.as_ptr()) }
 }
 
 fn op_set_group(i: usize) -> TrodoStatus {
-    trodo_set_group(s().key.as_ptr(), s().ids[i % 16].as_ptr())
+    unsafe { trodo_set_group(s().key.as_ptr(), s().ids[i % 16].as_ptr()) }
 }
 
 fn op_add_group(i: usize) -> TrodoStatus {
-    trodo_add_group(s().key.as_ptr(), s().ids[i % 16].as_ptr())
+    unsafe { trodo_add_group(s().key.as_ptr(), s().ids[i % 16].as_ptr()) }
 }
 
 fn op_group_set(_: usize) -> TrodoStatus {
     let g = *GROUP.get().unwrap() as *const TrodoGroup;
-    trodo_group_set(g, s().props.as_ptr())
+    unsafe { trodo_group_set(g, s().props.as_ptr()) }
 }
 
 fn floor(calls: usize) -> (f64, f64, f64) {
@@ -209,7 +210,7 @@ fn server_mode(scale: usize, row: &mut impl FnMut(&str, String)) {
         .map(|i| {
             let id = c(&format!("user-{i}"));
             let groups = c(&format!(r#"{{"active_team":["team-{}"]}}"#, i % 100));
-            let u = trodo_user_new(id.as_ptr(), groups.as_ptr());
+            let u = unsafe { trodo_user_new(id.as_ptr(), groups.as_ptr()) };
             assert!(!u.is_null());
             u as usize
         })
@@ -225,9 +226,10 @@ fn server_mode(scale: usize, row: &mut impl FnMut(&str, String)) {
                 for i in 0..per_thread {
                     let u = users[(t * USERS / THREADS + i) % USERS] as *const TrodoUser;
                     let start = Instant::now();
-                    let status = trodo_user_track(u, s().event.as_ptr(), s().props.as_ptr());
+                    let status =
+                        unsafe { trodo_user_track(u, s().event.as_ptr(), s().props.as_ptr()) };
                     ns.push(start.elapsed().as_nanos() as u64);
-                    assert_eq!(status, TrodoStatus::TRODO_OK);
+                    assert_eq!(status, trodo::ffi::status::TRODO_OK);
                 }
                 ns
             })
@@ -241,7 +243,7 @@ fn server_mode(scale: usize, row: &mut impl FnMut(&str, String)) {
         .collect();
     let callers = start.elapsed().as_secs_f64();
     let total = (THREADS * per_thread) as u64;
-    assert_eq!(trodo_flush(600_000), TrodoStatus::TRODO_OK);
+    assert_eq!(trodo_flush(600_000), trodo::ffi::status::TRODO_OK);
     while server.events.load(Ordering::Relaxed) < total {
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -260,7 +262,7 @@ fn server_mode(scale: usize, row: &mut impl FnMut(&str, String)) {
         format!("{delivered:.2}"),
     );
     for u in users.iter() {
-        trodo_user_free(*u as *mut TrodoUser);
+        unsafe { trodo_user_free(*u as *mut TrodoUser) };
     }
     shutdown(60_000);
 }
@@ -304,7 +306,7 @@ fn caller_costs(calls: usize, row: &mut impl FnMut(&str, String)) {
     let server = sink();
     let dir = temp_dir("calls");
     init(&server.url, &dir, "");
-    let group = trodo_get_group(c("company").as_ptr(), c("acme").as_ptr());
+    let group = unsafe { trodo_get_group(c("company").as_ptr(), c("acme").as_ptr()) };
     GROUP.set(group as usize).unwrap();
     let (fm, f99, f999) = floor(calls);
     row(
@@ -332,7 +334,7 @@ fn caller_costs(calls: usize, row: &mut impl FnMut(&str, String)) {
         }
         let _ = trodo_flush(120_000);
     }
-    trodo_group_free(group);
+    unsafe { trodo_group_free(group) };
     shutdown(60_000);
 }
 
@@ -351,7 +353,7 @@ fn throughput(scale: usize, row: &mut impl FnMut(&str, String)) {
         for _ in 0..n {
             op_track(0);
         }
-        assert_eq!(trodo_flush(300_000), TrodoStatus::TRODO_OK);
+        assert_eq!(trodo_flush(300_000), trodo::ffi::status::TRODO_OK);
         let deadline = Instant::now() + Duration::from_secs(60);
         while server.events.load(Ordering::Relaxed) < n && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
@@ -362,7 +364,7 @@ fn throughput(scale: usize, row: &mut impl FnMut(&str, String)) {
             let text = unsafe { std::ffi::CStr::from_ptr(st) }
                 .to_string_lossy()
                 .into_owned();
-            trodo_string_free(st);
+            unsafe { trodo_string_free(st) };
             panic!("the server counted {got} of {n} events; stats: {text}");
         }
         let secs = start.elapsed().as_secs_f64();

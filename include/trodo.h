@@ -39,374 +39,590 @@
 #define TRODO_VERSION_MINOR 1
 #define TRODO_VERSION_PATCH 0
 #define TRODO_VERSION "0.1.0"
+#ifndef TRODO_API
+#  if defined(_WIN32) || defined(__CYGWIN__)
+#    if defined(TRODO_STATIC)
+#      define TRODO_API
+#    else
+#      define TRODO_API __declspec(dllimport)
+#    endif
+#  elif defined(__GNUC__) || defined(__clang__)
+#    define TRODO_API __attribute__((visibility("default")))
+#  else
+#    define TRODO_API
+#  endif
+#endif
+
+/* On what must not be ignored: a string or handle to free, and trodo_init. */
+#ifndef TRODO_MUST_USE
+#  if defined(__GNUC__) || defined(__clang__)
+#    define TRODO_MUST_USE __attribute__((warn_unused_result))
+#  else
+#    define TRODO_MUST_USE
+#  endif
+#endif
 
 
-// The result of every call that can fail. `TRODO_OK` is 0; on any other
-// value `trodo_last_error()` says what went wrong.
-typedef enum TrodoStatus {
-  TRODO_OK = 0,
-  // No `trodo_init`, or after `trodo_shutdown`.
-  TRODO_ERR_NOT_INITIALIZED = 1,
-  TRODO_ERR_ALREADY_INITIALIZED = 2,
-  // NULL, empty, non-UTF-8 or over-long string; NaN or infinite number; NULL handle.
-  TRODO_ERR_INVALID_ARGUMENT = 3,
-  // Malformed JSON, or JSON of the wrong shape (e.g. properties that are not an object).
-  TRODO_ERR_INVALID_JSON = 4,
-  // The storage directory cannot be used.
-  TRODO_ERR_STORAGE = 5,
-  // flush/shutdown did not finish in time.
-  TRODO_ERR_TIMEOUT = 6,
-  // A bug in libtrodo (e.g. a caught panic); the library keeps working.
-  TRODO_ERR_INTERNAL = 99,
-} TrodoStatus;
-
-// A handle for one group's profile operations; free it with `trodo_group_free`.
+/**
+ * A handle for one group's profile operations; free it with
+ * `trodo_group_free`. Thread-safe: calls on one handle may run on several
+ * threads at once (it holds only the group's key and id). Free it once,
+ * after every call on it has returned.
+ */
 typedef struct TrodoGroup TrodoGroup;
 
-// A user that per-user (server mode) calls act for; free it with
-// `trodo_user_free`. May be shared between threads.
+/**
+ * A user that per-user (server mode) calls act for; free it with
+ * `trodo_user_free`. Thread-safe: calls on one handle may come from several
+ * threads at once and take effect one at a time, in the order they got
+ * the handle's lock. Free it once, after every call on it has returned.
+ */
 typedef struct TrodoUser TrodoUser;
 
-// Receives a message whenever data is dropped (counted by reason in
-// trodo_get_stats) or a request fails for good, and when init finds a
-// damaged queue or state file. Called on the thread that found it: the
-// delivery thread for drops and failed requests, trodo_init's thread for
-// damage found at start, the calling thread for queue_full. `message` is
-// valid for the call only. The callback must not call back into libtrodo.
+/**
+ * Receives a message whenever data is dropped (counted by reason in
+ * trodo_get_stats) or a request fails for good, and when init finds a
+ * damaged queue or state file. Called on the thread that found it: the
+ * delivery thread for drops and failed requests, trodo_init's thread for
+ * damage found at start, the calling thread for queue_full. `message` is
+ * valid for the call only. The callback must not call back into libtrodo.
+ */
 typedef void (*TrodoErrorCallback)(const char *message, void *user_data);
+
+/**
+ * The result of every call that can fail: `TRODO_OK` (0) or one of the
+ * `TRODO_ERR_*` codes, after which `trodo_last_error()` says what went
+ * wrong. A fixed-width integer, not a C enum, so that a code added later
+ * changes no function's ABI (a C enum's size is the compiler's choice).
+ */
+typedef int32_t TrodoStatus;
+
+#define TRODO_OK 0
+
+/**
+ * No `trodo_init`, or after `trodo_shutdown`.
+ */
+#define TRODO_ERR_NOT_INITIALIZED 1
+
+#define TRODO_ERR_ALREADY_INITIALIZED 2
+
+/**
+ * NULL, empty, non-UTF-8 or over-long string; NaN or infinite number; NULL handle.
+ */
+#define TRODO_ERR_INVALID_ARGUMENT 3
+
+/**
+ * Malformed JSON, or JSON of the wrong shape (e.g. properties that are not an object).
+ */
+#define TRODO_ERR_INVALID_JSON 4
+
+/**
+ * The storage directory cannot be used, or a "sync" call could not be made durable.
+ */
+#define TRODO_ERR_STORAGE 5
+
+/**
+ * flush/shutdown did not finish in time.
+ */
+#define TRODO_ERR_TIMEOUT 6
+
+/**
+ * A bug in libtrodo (e.g. a caught panic); the library keeps working.
+ */
+#define TRODO_ERR_INTERNAL 99
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
-// Delivery counts as a JSON object: {"queued", "queued_bytes",
-// "queued_memory_bytes", "in_flight", "sent", "dropped", "dropped_by_reason":
-// {"rejected", "too_large", "gave_up", "queue_full", "opted_out",
-// "unreadable"}, "paused_until_ms", "corrupt_bytes", "memory_only_bytes",
-// "worker_panics"}.
-// Counts are items (one event, one call), not requests; "queued" excludes
-// what is in flight; "queued_memory_bytes" is the part of the queue held in
-// memory (a backlog beyond 4 MiB waits on disk only); "unreadable" counts
-// items kept on disk only that could not be read back; "paused_until_ms" is
-// the epoch ms a 429 paused sending until (0 when not paused);
-// "memory_only_bytes" counts records not yet durable (the journal that
-// makes an accepted call survive a crash was full, or could not be made);
-// "worker_panics" counts internal errors the delivery thread survived. Free it with
-// trodo_string_free. NULL when not initialized.
-char *trodo_get_stats(void);
+/**
+ * Delivery counts as a JSON object: {"queued", "queued_bytes",
+ * "queued_memory_bytes", "in_flight", "sent", "dropped", "dropped_by_reason":
+ * {"rejected", "too_large", "gave_up", "queue_full", "opted_out",
+ * "unreadable"}, "paused_until_ms", "corrupt_bytes", "memory_only_bytes",
+ * "worker_panics"}.
+ * Counts are items (one event, one call), not requests; "queued" excludes
+ * what is in flight; "queued_memory_bytes" is the part of the queue held in
+ * memory (a backlog beyond 4 MiB waits on disk only); "unreadable" counts
+ * items kept on disk only that could not be read back; "paused_until_ms" is
+ * the epoch ms a 429 paused sending until (0 when not paused);
+ * "memory_only_bytes" counts records not yet durable (the journal that
+ * makes an accepted call survive a crash was full, or could not be made);
+ * "worker_panics" counts internal errors the delivery thread survived. Free it with
+ * trodo_string_free. NULL when not initialized.
+ */
+TRODO_API TRODO_MUST_USE char *trodo_get_stats(void);
 
-// Sets the error callback (process-wide, kept across shutdown and init);
-// NULL turns it off. `user_data` is passed back to every call. When this
-// returns, the previous callback is not running and will not be called
-// again, so its `user_data` may be freed (called from inside the callback,
-// it returns at once and only the report in progress finishes). libtrodo
-// holds none of its locks while a callback runs.
-void trodo_set_error_callback(TrodoErrorCallback callback, void *user_data);
+/**
+ * Sets the error callback (process-wide, kept across shutdown and init);
+ * NULL turns it off. `user_data` is passed back to every call. When this
+ * returns, the previous callback is not running and will not be called
+ * again, so its `user_data` may be freed (called from inside the callback,
+ * it returns at once and only the report in progress finishes). libtrodo
+ * holds none of its locks while a callback runs.
+ */
+TRODO_API void trodo_set_error_callback(TrodoErrorCallback callback, void *user_data);
 
-// Turns opt-out on or off; the setting is saved at once and survives
-// restarts. Turning it on discards everything queued (counted as
-// "opted_out"); while on, calls are checked as usual, return TRODO_OK and
-// record nothing, locally or remotely. The setting is the storage
-// directory's: every process using it takes it up within 2 s.
-enum TrodoStatus trodo_set_opt_out(bool opted_out);
+/**
+ * Turns opt-out on or off; the setting is saved at once and survives
+ * restarts. Turning it on discards everything queued (counted as
+ * "opted_out"); while on, calls are checked as usual, return TRODO_OK and
+ * record nothing, locally or remotely. The setting is the storage
+ * directory's: every process using it takes it up within 2 s.
+ */
+TRODO_API TrodoStatus trodo_set_opt_out(bool opted_out);
 
-// Whether opt-out is on; false when not initialized.
-bool trodo_is_opted_out(void);
+/**
+ * Whether opt-out is on; false when not initialized (use
+ * trodo_get_opt_out to tell the two apart).
+ */
+TRODO_API bool trodo_is_opted_out(void);
 
-// Makes `group_id` the user's active context for `group_key`, replacing the
-// ids it had, and attaches the user to the group on the server. Events
-// tracked from now on carry it; earlier events are never changed.
-enum TrodoStatus trodo_set_group(const char *group_key, const char *group_id);
+/**
+ * Stores in `*opted_out_out` whether opt-out is on. TRODO_ERR_NOT_INITIALIZED
+ * before trodo_init and after trodo_shutdown (then `*opted_out_out` is left
+ * as it was); TRODO_ERR_INVALID_ARGUMENT when `opted_out_out` is NULL.
+ */
+TRODO_API TrodoStatus trodo_get_opt_out(bool *opted_out_out);
 
-// As trodo_set_group with several ids (`count` >= 1; duplicates are kept once).
-enum TrodoStatus trodo_set_groups(const char *group_key,
-                                  const char *const *group_ids,
-                                  size_t count);
+/**
+ * Makes `group_id` the user's active context for `group_key`, replacing the
+ * ids it had, and attaches the user to the group on the server. Events
+ * tracked from now on carry it; earlier events are never changed.
+ */
+TRODO_API TrodoStatus trodo_set_group(const char *group_key, const char *group_id);
 
-// Adds `group_id` to the user's ids for `group_key`, keeping the others.
-// Adding an id already present changes nothing locally (it is still sent,
-// so the server is sure to have it).
-enum TrodoStatus trodo_add_group(const char *group_key, const char *group_id);
+/**
+ * As trodo_set_group with several ids (`count` >= 1; duplicates are kept once).
+ */
+TRODO_API
+TrodoStatus trodo_set_groups(const char *group_key,
+                             const char *const *group_ids,
+                             size_t count);
 
-// Removes `group_id` from the user's ids for `group_key`, locally and on the server.
-enum TrodoStatus trodo_remove_group(const char *group_key, const char *group_id);
+/**
+ * Adds `group_id` to the user's ids for `group_key`, keeping the others.
+ * Adding an id already present changes nothing locally (it is still sent,
+ * so the server is sure to have it).
+ */
+TRODO_API TrodoStatus trodo_add_group(const char *group_key, const char *group_id);
 
-// The current memberships as a JSON object, group key -> array of ids, e.g.
-// {"team":["a","b"],"active_team":["a"]}; "{}" when there are none. Free it
-// with trodo_string_free. NULL when not initialized.
-char *trodo_get_groups(void);
+/**
+ * Removes `group_id` from the user's ids for `group_key`, locally and on the server.
+ */
+TRODO_API TrodoStatus trodo_remove_group(const char *group_key, const char *group_id);
 
-// A handle for profile operations on one group; free it with
-// trodo_group_free. NULL when group_key or group_id is NULL, empty or
-// invalid, or the library is not initialized: trodo_last_error() says which.
-// The handle has no effect on event attribution. It stays valid across
-// shutdown and re-init (its calls act on the current client, or give
-// TRODO_ERR_NOT_INITIALIZED).
-struct TrodoGroup *trodo_get_group(const char *group_key, const char *group_id);
+/**
+ * The current memberships as a JSON object, group key -> array of ids, e.g.
+ * {"team":["a","b"],"active_team":["a"]}; "{}" when there are none. Free it
+ * with trodo_string_free. NULL when not initialized.
+ */
+TRODO_API TRODO_MUST_USE char *trodo_get_groups(void);
 
-// Sets (overwrites) properties on the group's profile; `properties_json` is a JSON object.
-enum TrodoStatus trodo_group_set(const struct TrodoGroup *group, const char *properties_json);
+/**
+ * A handle for profile operations on one group; free it with
+ * trodo_group_free. NULL when group_key or group_id is NULL, empty or
+ * invalid, or the library is not initialized: trodo_last_error() says which.
+ * The handle has no effect on event attribution. It stays valid across
+ * shutdown and re-init (its calls act on the current client, or give
+ * TRODO_ERR_NOT_INITIALIZED).
+ */
+TRODO_API
+TRODO_MUST_USE
+struct TrodoGroup *trodo_get_group(const char *group_key,
+                                   const char *group_id);
 
-// Sets properties only where the profile does not have them yet.
-enum TrodoStatus trodo_group_set_once(const struct TrodoGroup *group, const char *properties_json);
+/**
+ * Sets (overwrites) properties on the group's profile; `properties_json` is a JSON object.
+ */
+TRODO_API TrodoStatus trodo_group_set(const struct TrodoGroup *group, const char *properties_json);
 
-// Adds the values of the JSON array `values_json` to the list property
-// `list_name`, skipping values already in it.
-enum TrodoStatus trodo_group_union(const struct TrodoGroup *group,
-                                   const char *list_name,
-                                   const char *values_json);
+/**
+ * Sets properties only where the profile does not have them yet.
+ */
+TRODO_API
+TrodoStatus trodo_group_set_once(const struct TrodoGroup *group,
+                                 const char *properties_json);
 
-// Removes one value (any JSON value) from the list property `list_name`.
-enum TrodoStatus trodo_group_remove(const struct TrodoGroup *group,
-                                    const char *list_name,
-                                    const char *value_json);
+/**
+ * Adds the values of the JSON array `values_json` to the list property
+ * `list_name`, skipping values already in it.
+ */
+TRODO_API
+TrodoStatus trodo_group_union(const struct TrodoGroup *group,
+                              const char *list_name,
+                              const char *values_json);
 
-// Appends one value (any JSON value) to the list property `property`; duplicates allowed.
-enum TrodoStatus trodo_group_append(const struct TrodoGroup *group,
-                                    const char *property,
-                                    const char *value_json);
+/**
+ * Removes one value (any JSON value) from the list property `list_name`.
+ */
+TRODO_API
+TrodoStatus trodo_group_remove(const struct TrodoGroup *group,
+                               const char *list_name,
+                               const char *value_json);
 
-// Adds `value` (finite) to the numeric property `property`.
-enum TrodoStatus trodo_group_increment(const struct TrodoGroup *group,
-                                       const char *property,
-                                       double value);
+/**
+ * Appends one value (any JSON value) to the list property `property`; duplicates allowed.
+ */
+TRODO_API
+TrodoStatus trodo_group_append(const struct TrodoGroup *group,
+                               const char *property,
+                               const char *value_json);
 
-// Removes the property `property` from the group's profile.
-enum TrodoStatus trodo_group_unset(const struct TrodoGroup *group, const char *property);
+/**
+ * Adds `value` (finite) to the numeric property `property`.
+ */
+TRODO_API
+TrodoStatus trodo_group_increment(const struct TrodoGroup *group,
+                                  const char *property,
+                                  double value);
 
-// Deletes the group's whole profile.
-enum TrodoStatus trodo_group_delete(const struct TrodoGroup *group);
+/**
+ * Removes the property `property` from the group's profile.
+ */
+TRODO_API TrodoStatus trodo_group_unset(const struct TrodoGroup *group, const char *property);
 
-// Frees a handle from trodo_get_group. NULL is fine.
-void trodo_group_free(struct TrodoGroup *group);
+/**
+ * Deletes the group's whole profile.
+ */
+TRODO_API TrodoStatus trodo_group_delete(const struct TrodoGroup *group);
 
-// Starts the one global client for `site_id`.
-//
-// `options_json` may be NULL; otherwise a JSON object whose keys are all
-// optional: "api_base" ("https://sdkapi.trodo.ai"), "storage_dir" (the
-// per-user data directory + "/trodo/<site id>"), "flush_at" (50),
-// "flush_interval_ms" (2000), "timeout_ms" (10000), "max_queue_items"
-// (100000), "max_queue_bytes" (67108864), "durability" ("batched" or "sync"),
-// "persist_interval_ms" (100), "gzip" (true), "app_version" (null),
-// "ca_file" (null), "debug" (false: true prints diagnostics to stderr).
-// An unknown key or a wrong type or value gives TRODO_ERR_INVALID_JSON.
-//
-// Restores identity, session and group memberships saved by an earlier run;
-// a corrupt state file is moved aside (state.json.corrupt) and replaced by
-// fresh state. Several processes may use one storage directory at once:
-// each queues in a file of its own, and what a process that ended left
-// unsent is sent by a live one. After fork() the child keeps using the
-// library without a new trodo_init (see the README, "Processes").
-// TRODO_ERR_STORAGE when the storage directory cannot be created or
-// written; TRODO_ERR_ALREADY_INITIALIZED when already started.
-enum TrodoStatus trodo_init(const char *site_id, const char *options_json);
+/**
+ * Frees a handle from trodo_get_group. NULL is fine.
+ */
+TRODO_API void trodo_group_free(struct TrodoGroup *group);
 
-// Waits up to `timeout_ms` until everything accepted before this call has
-// been sent (or dropped and reported), together with what processes that
-// ended left queued in the same storage directory. TRODO_ERR_TIMEOUT when
-// time ran out.
-enum TrodoStatus trodo_flush(uint32_t timeout_ms);
+/**
+ * Starts the one global client for `site_id`.
+ *
+ * `options_json` may be NULL; otherwise a JSON object whose keys are all
+ * optional: "api_base" ("https://sdkapi.trodo.ai"), "storage_dir" (the
+ * per-user data directory + "/trodo/<site id>"), "flush_at" (50),
+ * "flush_interval_ms" (2000), "timeout_ms" (10000), "max_queue_items"
+ * (100000), "max_queue_bytes" (67108864), "durability" ("batched" or "sync"),
+ * "persist_interval_ms" (100), "gzip" (true), "app_version" (null),
+ * "ca_file" (null), "debug" (false: true prints diagnostics to stderr).
+ * An unknown key or a wrong type or value gives TRODO_ERR_INVALID_JSON.
+ *
+ * Restores identity, session and group memberships saved by an earlier run;
+ * a corrupt state file is moved aside (state.json.corrupt) and replaced by
+ * fresh state. Several processes may use one storage directory at once:
+ * each queues in a file of its own, and what a process that ended left
+ * unsent is sent by a live one. After fork() the child keeps using the
+ * library without a new trodo_init (see the README, "Processes").
+ * TRODO_ERR_STORAGE when the storage directory cannot be created or
+ * written; TRODO_ERR_ALREADY_INITIALIZED when already started.
+ */
+TRODO_API TRODO_MUST_USE TrodoStatus trodo_init(const char *site_id, const char *options_json);
 
-// Flushes for at most `timeout_ms`, then always stops: the state is written,
-// what could not be sent stays queued on disk for the next trodo_init (or
-// another process on the same storage directory), and later calls give
-// TRODO_ERR_NOT_INITIALIZED until trodo_init is called again. Returns
-// TRODO_ERR_TIMEOUT if the flush did not finish. Stopping takes what is
-// left of `timeout_ms`, but at least 250 ms; what a stuck thread or lock
-// (another process holding the state lock, a long compaction) has not
-// finished by then is left to it, and nothing accepted is lost by that.
-// This is how to send at exit: a program that exits without it keeps what
-// it accepted on disk and sends it at its next start.
-enum TrodoStatus trodo_shutdown(uint32_t timeout_ms);
+/**
+ * Waits up to `timeout_ms` until everything accepted before this call has
+ * been sent (or dropped and reported), together with what processes that
+ * ended left queued in the same storage directory. TRODO_ERR_TIMEOUT when
+ * time ran out.
+ */
+TRODO_API TrodoStatus trodo_flush(uint32_t timeout_ms);
 
-// The message of the last failure on this thread ("" when the last call
-// succeeded). Never NULL. Owned by libtrodo: valid until this thread's next
-// trodo_* call; do not free.
-const char *trodo_last_error(void);
+/**
+ * Flushes for at most `timeout_ms`, then always stops: the state is written,
+ * what could not be sent stays queued on disk for the next trodo_init (or
+ * another process on the same storage directory), and later calls give
+ * TRODO_ERR_NOT_INITIALIZED until trodo_init is called again. Returns
+ * TRODO_ERR_TIMEOUT if the flush did not finish. Stopping takes what is
+ * left of `timeout_ms`, but at least 250 ms; what a stuck thread or lock
+ * (another process holding the state lock, a long compaction) has not
+ * finished by then is left to it, and nothing accepted is lost by that.
+ * This is how to send at exit: a program that exits without it keeps what
+ * it accepted on disk and sends it at its next start.
+ */
+TRODO_API TrodoStatus trodo_shutdown(uint32_t timeout_ms);
 
-// The status of the last call on this thread (TRODO_OK when it succeeded):
-// how to tell why a call that returns a pointer returned NULL. Valid until
-// this thread's next trodo_* call, like trodo_last_error().
-enum TrodoStatus trodo_last_error_code(void);
+/**
+ * The message of the last failure on this thread ("" when the last call
+ * succeeded). Never NULL. Owned by libtrodo: valid until this thread's next
+ * trodo_* call; do not free.
+ */
+TRODO_API const char *trodo_last_error(void);
 
-// The library version, e.g. "0.1.0". A static string: do not free.
-const char *trodo_version(void);
+/**
+ * The status of the last call on this thread (TRODO_OK when it succeeded):
+ * how to tell why a call that returns a pointer returned NULL. Valid until
+ * this thread's next trodo_* call, like trodo_last_error().
+ */
+TRODO_API TrodoStatus trodo_last_error_code(void);
 
-// Frees a string returned by libtrodo (trodo_get_distinct_id,
-// trodo_get_groups, ...). NULL is fine.
-void trodo_string_free(char *s);
+/**
+ * The library version, e.g. "0.1.0". A static string: do not free.
+ */
+TRODO_API const char *trodo_version(void);
 
-// Links the current (usually anonymous) user to `identify_id`: sends
-// identify with the current distinct id, then takes `identify_id` as the
-// distinct id at once. When the server answers, a newDistinctId replaces it
-// and group_memberships replace the local memberships (calls made after
-// this one are applied again on top, so they are never undone).
-enum TrodoStatus trodo_identify(const char *identify_id);
+/**
+ * Frees a string returned by libtrodo (trodo_get_distinct_id,
+ * trodo_get_groups, ...). NULL is fine.
+ */
+TRODO_API void trodo_string_free(char *s);
 
-// Logs the user out locally: new anonymous distinct id, new session, no
-// group memberships. Requests already queued are still sent.
-enum TrodoStatus trodo_reset(void);
+/**
+ * Links the current (usually anonymous) user to `identify_id`: sends
+ * identify with the current distinct id, then takes `identify_id` as the
+ * distinct id at once. When the server answers, a newDistinctId replaces it
+ * and group_memberships replace the local memberships (calls made after
+ * this one are applied again on top, so they are never undone).
+ */
+TRODO_API TrodoStatus trodo_identify(const char *identify_id);
 
-// The current distinct id; free it with trodo_string_free. NULL when not
-// initialized.
-char *trodo_get_distinct_id(void);
+/**
+ * Logs the user out locally: new anonymous distinct id, new session, no
+ * group memberships. Requests already queued are still sent.
+ */
+TRODO_API TrodoStatus trodo_reset(void);
 
-// Tracks an event. `properties_json` is NULL or a JSON object. The event
-// carries the current group memberships: properties[group key] = [ids], for
-// every key with ids (a property of the same name given here wins).
-enum TrodoStatus trodo_track(const char *event_name, const char *properties_json);
+/**
+ * The current distinct id; free it with trodo_string_free. NULL when not
+ * initialized.
+ */
+TRODO_API TRODO_MUST_USE char *trodo_get_distinct_id(void);
 
-// As trodo_track, with an event category (NULL means "custom").
-enum TrodoStatus trodo_track_with_category(const char *event_name,
+/**
+ * Tracks an event. `properties_json` is NULL or a JSON object. The event
+ * carries the current group memberships: properties[group key] = [ids], for
+ * every key with ids (a property of the same name given here wins).
+ */
+TRODO_API TrodoStatus trodo_track(const char *event_name, const char *properties_json);
+
+/**
+ * As trodo_track, with an event category (NULL means "custom").
+ */
+TRODO_API
+TrodoStatus trodo_track_with_category(const char *event_name,
+                                      const char *properties_json,
+                                      const char *category);
+
+/**
+ * Sets (overwrites) properties on the current user's profile (a JSON object).
+ */
+TRODO_API TrodoStatus trodo_people_set(const char *properties_json);
+
+/**
+ * Sets properties only where the user's profile does not have them yet.
+ */
+TRODO_API TrodoStatus trodo_people_set_once(const char *properties_json);
+
+/**
+ * Removes the property `key` from the user's profile.
+ */
+TRODO_API TrodoStatus trodo_people_unset(const char *key);
+
+/**
+ * Adds `amount` (finite) to the numeric property `key`.
+ */
+TRODO_API TrodoStatus trodo_people_increment(const char *key, double amount);
+
+/**
+ * Appends the values of the JSON array `values_json` to the list property `key`.
+ */
+TRODO_API TrodoStatus trodo_people_append(const char *key, const char *values_json);
+
+/**
+ * Adds the values of the JSON array `values_json` to the list property
+ * `key`, skipping values already in it.
+ */
+TRODO_API TrodoStatus trodo_people_union(const char *key, const char *values_json);
+
+/**
+ * Removes the values of the JSON array `values_json` from the list property `key`.
+ */
+TRODO_API TrodoStatus trodo_people_remove(const char *key, const char *values_json);
+
+/**
+ * Records a charge of `amount` (finite) with optional properties (NULL or a JSON object).
+ */
+TRODO_API TrodoStatus trodo_people_track_charge(double amount, const char *properties_json);
+
+/**
+ * Clears the user's charges.
+ */
+TRODO_API TrodoStatus trodo_people_clear_charges(void);
+
+/**
+ * Deletes the user's profile.
+ */
+TRODO_API TrodoStatus trodo_people_delete_user(void);
+
+/**
+ * A handle for calls on behalf of the user `distinct_id`, for programs that
+ * act for many users at once (servers); free it with trodo_user_free. It
+ * never changes the process's current user, memberships or session, and
+ * nothing about its user is kept on disk except the queued requests.
+ * `groups_json` (nullable) is the group context events tracked through the
+ * handle are stamped with: a JSON object of group key -> array of ids, e.g.
+ * {"active_team":["team-a"]}; a key with an empty array is left out; it is
+ * not sent to the server. NULL (see trodo_last_error) when not initialized,
+ * when distinct_id is invalid (TRODO_ERR_INVALID_ARGUMENT), when
+ * groups_json is not such an object (TRODO_ERR_INVALID_JSON) or holds a key
+ * or id that breaks the id rules (TRODO_ERR_INVALID_ARGUMENT). The handle
+ * may be shared between threads, and stays valid across shutdown and
+ * re-init (its calls then act on the current client, or return
+ * TRODO_ERR_NOT_INITIALIZED). Its server session is "server:<distinct_id>",
+ * registered with the server once per user per client before its first
+ * event or identify, without making any call wait.
+ */
+TRODO_API
+TRODO_MUST_USE
+struct TrodoUser *trodo_user_new(const char *distinct_id,
+                                 const char *groups_json);
+
+/**
+ * Frees a handle from trodo_user_new. NULL is fine. Requests already made
+ * through it are still sent.
+ */
+TRODO_API void trodo_user_free(struct TrodoUser *user);
+
+/**
+ * Tracks an event for the handle's user, stamped with the handle's group
+ * context (a property the caller sets under a group key wins).
+ * `properties_json` is NULL or a JSON object.
+ */
+TRODO_API
+TrodoStatus trodo_user_track(const struct TrodoUser *user,
+                             const char *event_name,
+                             const char *properties_json);
+
+/**
+ * As trodo_user_track, with an event category (NULL means "custom").
+ */
+TRODO_API
+TrodoStatus trodo_user_track_with_category(const struct TrodoUser *user,
+                                           const char *event_name,
                                            const char *properties_json,
                                            const char *category);
 
-// Sets (overwrites) properties on the current user's profile (a JSON object).
-enum TrodoStatus trodo_people_set(const char *properties_json);
+/**
+ * Sends identify for the handle's user (its distinct id and server
+ * session); the handle then uses `identify_id` as its distinct id, and a
+ * newDistinctId in the server's answer replaces it later. The server
+ * session stays "server:<the id the handle was made with>".
+ */
+TRODO_API TrodoStatus trodo_user_identify(const struct TrodoUser *user, const char *identify_id);
 
-// Sets properties only where the user's profile does not have them yet.
-enum TrodoStatus trodo_people_set_once(const char *properties_json);
+/**
+ * As trodo_set_group, for the handle's user and group context.
+ */
+TRODO_API
+TrodoStatus trodo_user_set_group(const struct TrodoUser *user,
+                                 const char *group_key,
+                                 const char *group_id);
 
-// Removes the property `key` from the user's profile.
-enum TrodoStatus trodo_people_unset(const char *key);
+/**
+ * As trodo_set_groups, for the handle's user and group context.
+ */
+TRODO_API
+TrodoStatus trodo_user_set_groups(const struct TrodoUser *user,
+                                  const char *group_key,
+                                  const char *const *group_ids,
+                                  size_t count);
 
-// Adds `amount` (finite) to the numeric property `key`.
-enum TrodoStatus trodo_people_increment(const char *key, double amount);
+/**
+ * As trodo_add_group, for the handle's user and group context.
+ */
+TRODO_API
+TrodoStatus trodo_user_add_group(const struct TrodoUser *user,
+                                 const char *group_key,
+                                 const char *group_id);
 
-// Appends the values of the JSON array `values_json` to the list property `key`.
-enum TrodoStatus trodo_people_append(const char *key, const char *values_json);
+/**
+ * As trodo_remove_group, for the handle's user and group context.
+ */
+TRODO_API
+TrodoStatus trodo_user_remove_group(const struct TrodoUser *user,
+                                    const char *group_key,
+                                    const char *group_id);
 
-// Adds the values of the JSON array `values_json` to the list property
-// `key`, skipping values already in it.
-enum TrodoStatus trodo_people_union(const char *key, const char *values_json);
+/**
+ * The handle's group context as a JSON object, as trodo_get_groups gives
+ * the current user's; free it with trodo_string_free. NULL when not
+ * initialized or `user` is NULL.
+ */
+TRODO_API TRODO_MUST_USE char *trodo_user_get_groups(const struct TrodoUser *user);
 
-// Removes the values of the JSON array `values_json` from the list property `key`.
-enum TrodoStatus trodo_people_remove(const char *key, const char *values_json);
+/**
+ * The handle's distinct id (after trodo_user_identify, the identify id or
+ * the server's answer to it); free it with trodo_string_free. NULL when not
+ * initialized or `user` is NULL.
+ */
+TRODO_API TRODO_MUST_USE char *trodo_user_get_distinct_id(const struct TrodoUser *user);
 
-// Records a charge of `amount` (finite) with optional properties (NULL or a JSON object).
-enum TrodoStatus trodo_people_track_charge(double amount, const char *properties_json);
-
-// Clears the user's charges.
-enum TrodoStatus trodo_people_clear_charges(void);
-
-// Deletes the user's profile.
-enum TrodoStatus trodo_people_delete_user(void);
-
-// A handle for calls on behalf of the user `distinct_id`, for programs that
-// act for many users at once (servers); free it with trodo_user_free. It
-// never changes the process's current user, memberships or session, and
-// nothing about its user is kept on disk except the queued requests.
-// `groups_json` (nullable) is the group context events tracked through the
-// handle are stamped with: a JSON object of group key -> array of ids, e.g.
-// {"active_team":["team-a"]}; a key with an empty array is left out; it is
-// not sent to the server. NULL (see trodo_last_error) when not initialized,
-// when distinct_id is invalid (TRODO_ERR_INVALID_ARGUMENT), when
-// groups_json is not such an object (TRODO_ERR_INVALID_JSON) or holds a key
-// or id that breaks the id rules (TRODO_ERR_INVALID_ARGUMENT). The handle
-// may be shared between threads, and stays valid across shutdown and
-// re-init (its calls then act on the current client, or return
-// TRODO_ERR_NOT_INITIALIZED). Its server session is "server:<distinct_id>",
-// registered with the server once per user per client before its first
-// event or identify, without making any call wait.
-struct TrodoUser *trodo_user_new(const char *distinct_id, const char *groups_json);
-
-// Frees a handle from trodo_user_new. NULL is fine. Requests already made
-// through it are still sent.
-void trodo_user_free(struct TrodoUser *user);
-
-// Tracks an event for the handle's user, stamped with the handle's group
-// context (a property the caller sets under a group key wins).
-// `properties_json` is NULL or a JSON object.
-enum TrodoStatus trodo_user_track(const struct TrodoUser *user,
-                                  const char *event_name,
+/**
+ * As trodo_people_set, on the handle's user's profile.
+ */
+TRODO_API
+TrodoStatus trodo_user_people_set(const struct TrodoUser *user,
                                   const char *properties_json);
 
-// As trodo_user_track, with an event category (NULL means "custom").
-enum TrodoStatus trodo_user_track_with_category(const struct TrodoUser *user,
-                                                const char *event_name,
-                                                const char *properties_json,
-                                                const char *category);
+/**
+ * As trodo_people_set_once, on the handle's user's profile.
+ */
+TRODO_API
+TrodoStatus trodo_user_people_set_once(const struct TrodoUser *user,
+                                       const char *properties_json);
 
-// Sends identify for the handle's user (its distinct id and server
-// session); the handle then uses `identify_id` as its distinct id, and a
-// newDistinctId in the server's answer replaces it later. The server
-// session stays "server:<the id the handle was made with>".
-enum TrodoStatus trodo_user_identify(const struct TrodoUser *user, const char *identify_id);
+/**
+ * As trodo_people_unset, on the handle's user's profile.
+ */
+TRODO_API TrodoStatus trodo_user_people_unset(const struct TrodoUser *user, const char *key);
 
-// As trodo_set_group, for the handle's user and group context.
-enum TrodoStatus trodo_user_set_group(const struct TrodoUser *user,
-                                      const char *group_key,
-                                      const char *group_id);
+/**
+ * As trodo_people_increment, on the handle's user's profile.
+ */
+TRODO_API
+TrodoStatus trodo_user_people_increment(const struct TrodoUser *user,
+                                        const char *key,
+                                        double amount);
 
-// As trodo_set_groups, for the handle's user and group context.
-enum TrodoStatus trodo_user_set_groups(const struct TrodoUser *user,
-                                       const char *group_key,
-                                       const char *const *group_ids,
-                                       size_t count);
+/**
+ * As trodo_people_append, on the handle's user's profile.
+ */
+TRODO_API
+TrodoStatus trodo_user_people_append(const struct TrodoUser *user,
+                                     const char *key,
+                                     const char *values_json);
 
-// As trodo_add_group, for the handle's user and group context.
-enum TrodoStatus trodo_user_add_group(const struct TrodoUser *user,
-                                      const char *group_key,
-                                      const char *group_id);
+/**
+ * As trodo_people_union, on the handle's user's profile.
+ */
+TRODO_API
+TrodoStatus trodo_user_people_union(const struct TrodoUser *user,
+                                    const char *key,
+                                    const char *values_json);
 
-// As trodo_remove_group, for the handle's user and group context.
-enum TrodoStatus trodo_user_remove_group(const struct TrodoUser *user,
-                                         const char *group_key,
-                                         const char *group_id);
+/**
+ * As trodo_people_remove, on the handle's user's profile.
+ */
+TRODO_API
+TrodoStatus trodo_user_people_remove(const struct TrodoUser *user,
+                                     const char *key,
+                                     const char *values_json);
 
-// The handle's group context as a JSON object, as trodo_get_groups gives
-// the current user's; free it with trodo_string_free. NULL when not
-// initialized or `user` is NULL.
-char *trodo_user_get_groups(const struct TrodoUser *user);
+/**
+ * As trodo_people_track_charge, on the handle's user's profile.
+ */
+TRODO_API
+TrodoStatus trodo_user_people_track_charge(const struct TrodoUser *user,
+                                           double amount,
+                                           const char *properties_json);
 
-// The handle's distinct id (after trodo_user_identify, the identify id or
-// the server's answer to it); free it with trodo_string_free. NULL when not
-// initialized or `user` is NULL.
-char *trodo_user_get_distinct_id(const struct TrodoUser *user);
+/**
+ * As trodo_people_clear_charges, on the handle's user's profile.
+ */
+TRODO_API TrodoStatus trodo_user_people_clear_charges(const struct TrodoUser *user);
 
-// As trodo_people_set, on the handle's user's profile.
-enum TrodoStatus trodo_user_people_set(const struct TrodoUser *user, const char *properties_json);
-
-// As trodo_people_set_once, on the handle's user's profile.
-enum TrodoStatus trodo_user_people_set_once(const struct TrodoUser *user,
-                                            const char *properties_json);
-
-// As trodo_people_unset, on the handle's user's profile.
-enum TrodoStatus trodo_user_people_unset(const struct TrodoUser *user, const char *key);
-
-// As trodo_people_increment, on the handle's user's profile.
-enum TrodoStatus trodo_user_people_increment(const struct TrodoUser *user,
-                                             const char *key,
-                                             double amount);
-
-// As trodo_people_append, on the handle's user's profile.
-enum TrodoStatus trodo_user_people_append(const struct TrodoUser *user,
-                                          const char *key,
-                                          const char *values_json);
-
-// As trodo_people_union, on the handle's user's profile.
-enum TrodoStatus trodo_user_people_union(const struct TrodoUser *user,
-                                         const char *key,
-                                         const char *values_json);
-
-// As trodo_people_remove, on the handle's user's profile.
-enum TrodoStatus trodo_user_people_remove(const struct TrodoUser *user,
-                                          const char *key,
-                                          const char *values_json);
-
-// As trodo_people_track_charge, on the handle's user's profile.
-enum TrodoStatus trodo_user_people_track_charge(const struct TrodoUser *user,
-                                                double amount,
-                                                const char *properties_json);
-
-// As trodo_people_clear_charges, on the handle's user's profile.
-enum TrodoStatus trodo_user_people_clear_charges(const struct TrodoUser *user);
-
-// As trodo_people_delete_user, on the handle's user's profile.
-enum TrodoStatus trodo_user_people_delete_user(const struct TrodoUser *user);
+/**
+ * As trodo_people_delete_user, on the handle's user's profile.
+ */
+TRODO_API TrodoStatus trodo_user_people_delete_user(const struct TrodoUser *user);
 
 #ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
+}  /* extern "C" */
+#endif  /* __cplusplus */
 
 #endif  /* TRODO_H */

@@ -22,6 +22,9 @@ run_logged() { # name command...
 
 command -v valgrind >/dev/null || scripts/need-apt.sh valgrind
 command -v cc >/dev/null && command -v c++ >/dev/null || scripts/need-apt.sh gcc g++
+# The header is checked with clang as well as gcc (tests/header.rs).
+command -v clang >/dev/null || scripts/need-apt.sh clang
+export TRODO_REQUIRE_CLANG=1
 python3 -c "import venv, ensurepip" 2>/dev/null || scripts/need-apt.sh python3-venv
 
 step "cargo fmt --check"

@@ -1,8 +1,8 @@
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
-use super::guard;
 use super::status::TrodoStatus;
+use super::{args, guard};
 use crate::global;
 
 /// Delivery counts as a JSON object: {"queued", "queued_bytes",
@@ -19,6 +19,7 @@ use crate::global;
 /// makes an accepted call survive a crash was full, or could not be made);
 /// "worker_panics" counts internal errors the delivery thread survived. Free it with
 /// trodo_string_free. NULL when not initialized.
+#[must_use]
 #[no_mangle]
 pub extern "C" fn trodo_get_stats() -> *mut c_char {
     guard::pointer(|| guard::string_out(global::current()?.stats()?.to_json().to_string()))
@@ -54,7 +55,10 @@ impl UserData {
 /// it returns at once and only the report in progress finishes). libtrodo
 /// holds none of its locks while a callback runs.
 #[no_mangle]
-pub extern "C" fn trodo_set_error_callback(callback: TrodoErrorCallback, user_data: *mut c_void) {
+pub unsafe extern "C" fn trodo_set_error_callback(
+    callback: TrodoErrorCallback,
+    user_data: *mut c_void,
+) {
     guard::value((), || {
         let Some(cb) = callback else {
             crate::diag::set_error_callback(None);
@@ -80,8 +84,25 @@ pub extern "C" fn trodo_set_opt_out(opted_out: bool) -> TrodoStatus {
     guard::status(|| global::current()?.set_opt_out(opted_out))
 }
 
-/// Whether opt-out is on; false when not initialized.
+/// Whether opt-out is on; false when not initialized (use
+/// trodo_get_opt_out to tell the two apart).
 #[no_mangle]
 pub extern "C" fn trodo_is_opted_out() -> bool {
     guard::value(false, || global::current()?.is_opted_out())
+}
+
+/// Stores in `*opted_out_out` whether opt-out is on. TRODO_ERR_NOT_INITIALIZED
+/// before trodo_init and after trodo_shutdown (then `*opted_out_out` is left
+/// as it was); TRODO_ERR_INVALID_ARGUMENT when `opted_out_out` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn trodo_get_opt_out(opted_out_out: *mut bool) -> TrodoStatus {
+    guard::status(|| {
+        let client = global::current()?;
+        let out = args::out_ptr(opted_out_out, "opted_out_out")?;
+        let opted_out = client.is_opted_out()?;
+        // SAFETY: `out` is non-NULL (checked) and, per the contract, points
+        // to a writable bool owned by the caller for the call.
+        unsafe { out.write(opted_out) };
+        Ok(())
+    })
 }

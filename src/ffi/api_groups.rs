@@ -13,7 +13,7 @@ use crate::profile::GroupProfileOp;
 /// ids it had, and attaches the user to the group on the server. Events
 /// tracked from now on carry it; earlier events are never changed.
 #[no_mangle]
-pub extern "C" fn trodo_set_group(
+pub unsafe extern "C" fn trodo_set_group(
     group_key: *const c_char,
     group_id: *const c_char,
 ) -> TrodoStatus {
@@ -26,7 +26,7 @@ pub extern "C" fn trodo_set_group(
 
 /// As trodo_set_group with several ids (`count` >= 1; duplicates are kept once).
 #[no_mangle]
-pub extern "C" fn trodo_set_groups(
+pub unsafe extern "C" fn trodo_set_groups(
     group_key: *const c_char,
     group_ids: *const *const c_char,
     count: usize,
@@ -42,7 +42,7 @@ pub extern "C" fn trodo_set_groups(
 /// Adding an id already present changes nothing locally (it is still sent,
 /// so the server is sure to have it).
 #[no_mangle]
-pub extern "C" fn trodo_add_group(
+pub unsafe extern "C" fn trodo_add_group(
     group_key: *const c_char,
     group_id: *const c_char,
 ) -> TrodoStatus {
@@ -55,7 +55,7 @@ pub extern "C" fn trodo_add_group(
 
 /// Removes `group_id` from the user's ids for `group_key`, locally and on the server.
 #[no_mangle]
-pub extern "C" fn trodo_remove_group(
+pub unsafe extern "C" fn trodo_remove_group(
     group_key: *const c_char,
     group_id: *const c_char,
 ) -> TrodoStatus {
@@ -69,6 +69,7 @@ pub extern "C" fn trodo_remove_group(
 /// The current memberships as a JSON object, group key -> array of ids, e.g.
 /// {"team":["a","b"],"active_team":["a"]}; "{}" when there are none. Free it
 /// with trodo_string_free. NULL when not initialized.
+#[must_use]
 #[no_mangle]
 pub extern "C" fn trodo_get_groups() -> *mut c_char {
     guard::pointer(|| guard::string_out(global::current()?.groups()?.to_json().to_string()))
@@ -80,8 +81,9 @@ pub extern "C" fn trodo_get_groups() -> *mut c_char {
 /// The handle has no effect on event attribution. It stays valid across
 /// shutdown and re-init (its calls act on the current client, or give
 /// TRODO_ERR_NOT_INITIALIZED).
+#[must_use]
 #[no_mangle]
-pub extern "C" fn trodo_get_group(
+pub unsafe extern "C" fn trodo_get_group(
     group_key: *const c_char,
     group_id: *const c_char,
 ) -> *mut TrodoGroup {
@@ -106,7 +108,7 @@ fn group_op(group: *const TrodoGroup, op: impl FnOnce() -> Result<GroupProfileOp
 
 /// Sets (overwrites) properties on the group's profile; `properties_json` is a JSON object.
 #[no_mangle]
-pub extern "C" fn trodo_group_set(
+pub unsafe extern "C" fn trodo_group_set(
     group: *const TrodoGroup,
     properties_json: *const c_char,
 ) -> TrodoStatus {
@@ -120,7 +122,7 @@ pub extern "C" fn trodo_group_set(
 
 /// Sets properties only where the profile does not have them yet.
 #[no_mangle]
-pub extern "C" fn trodo_group_set_once(
+pub unsafe extern "C" fn trodo_group_set_once(
     group: *const TrodoGroup,
     properties_json: *const c_char,
 ) -> TrodoStatus {
@@ -135,7 +137,7 @@ pub extern "C" fn trodo_group_set_once(
 /// Adds the values of the JSON array `values_json` to the list property
 /// `list_name`, skipping values already in it.
 #[no_mangle]
-pub extern "C" fn trodo_group_union(
+pub unsafe extern "C" fn trodo_group_union(
     group: *const TrodoGroup,
     list_name: *const c_char,
     values_json: *const c_char,
@@ -150,7 +152,7 @@ pub extern "C" fn trodo_group_union(
 
 /// Removes one value (any JSON value) from the list property `list_name`.
 #[no_mangle]
-pub extern "C" fn trodo_group_remove(
+pub unsafe extern "C" fn trodo_group_remove(
     group: *const TrodoGroup,
     list_name: *const c_char,
     value_json: *const c_char,
@@ -165,7 +167,7 @@ pub extern "C" fn trodo_group_remove(
 
 /// Appends one value (any JSON value) to the list property `property`; duplicates allowed.
 #[no_mangle]
-pub extern "C" fn trodo_group_append(
+pub unsafe extern "C" fn trodo_group_append(
     group: *const TrodoGroup,
     property: *const c_char,
     value_json: *const c_char,
@@ -180,7 +182,7 @@ pub extern "C" fn trodo_group_append(
 
 /// Adds `value` (finite) to the numeric property `property`.
 #[no_mangle]
-pub extern "C" fn trodo_group_increment(
+pub unsafe extern "C" fn trodo_group_increment(
     group: *const TrodoGroup,
     property: *const c_char,
     value: f64,
@@ -195,7 +197,7 @@ pub extern "C" fn trodo_group_increment(
 
 /// Removes the property `property` from the group's profile.
 #[no_mangle]
-pub extern "C" fn trodo_group_unset(
+pub unsafe extern "C" fn trodo_group_unset(
     group: *const TrodoGroup,
     property: *const c_char,
 ) -> TrodoStatus {
@@ -208,13 +210,13 @@ pub extern "C" fn trodo_group_unset(
 
 /// Deletes the group's whole profile.
 #[no_mangle]
-pub extern "C" fn trodo_group_delete(group: *const TrodoGroup) -> TrodoStatus {
+pub unsafe extern "C" fn trodo_group_delete(group: *const TrodoGroup) -> TrodoStatus {
     group_op(group, || Ok(GroupProfileOp::Delete))
 }
 
 /// Frees a handle from trodo_get_group. NULL is fine.
 #[no_mangle]
-pub extern "C" fn trodo_group_free(group: *mut TrodoGroup) {
+pub unsafe extern "C" fn trodo_group_free(group: *mut TrodoGroup) {
     guard::value((), || {
         handle::free(group);
         Ok(())

@@ -27,8 +27,12 @@ use crate::global;
 /// library without a new trodo_init (see the README, "Processes").
 /// TRODO_ERR_STORAGE when the storage directory cannot be created or
 /// written; TRODO_ERR_ALREADY_INITIALIZED when already started.
+#[must_use]
 #[no_mangle]
-pub extern "C" fn trodo_init(site_id: *const c_char, options_json: *const c_char) -> TrodoStatus {
+pub unsafe extern "C" fn trodo_init(
+    site_id: *const c_char,
+    options_json: *const c_char,
+) -> TrodoStatus {
     guard::status(|| {
         hooks::install();
         let site_id = args::string(site_id, "site_id")?;
@@ -89,7 +93,7 @@ pub extern "C" fn trodo_version() -> *const c_char {
 /// Frees a string returned by libtrodo (trodo_get_distinct_id,
 /// trodo_get_groups, ...). NULL is fine.
 #[no_mangle]
-pub extern "C" fn trodo_string_free(s: *mut c_char) {
+pub unsafe extern "C" fn trodo_string_free(s: *mut c_char) {
     guard::value((), || {
         if !s.is_null() {
             // SAFETY: every string libtrodo hands out comes from CString::into_raw.
@@ -105,7 +109,7 @@ pub extern "C" fn trodo_string_free(s: *mut c_char) {
 /// and group_memberships replace the local memberships (calls made after
 /// this one are applied again on top, so they are never undone).
 #[no_mangle]
-pub extern "C" fn trodo_identify(identify_id: *const c_char) -> TrodoStatus {
+pub unsafe extern "C" fn trodo_identify(identify_id: *const c_char) -> TrodoStatus {
     guard::status(|| {
         let client = global::current()?;
         client.identify(args::string(identify_id, "identify_id")?)
@@ -121,6 +125,7 @@ pub extern "C" fn trodo_reset() -> TrodoStatus {
 
 /// The current distinct id; free it with trodo_string_free. NULL when not
 /// initialized.
+#[must_use]
 #[no_mangle]
 pub extern "C" fn trodo_get_distinct_id() -> *mut c_char {
     guard::pointer(|| guard::string_out(global::current()?.distinct_id()?))
@@ -130,7 +135,7 @@ pub extern "C" fn trodo_get_distinct_id() -> *mut c_char {
 /// carries the current group memberships: properties[group key] = [ids], for
 /// every key with ids (a property of the same name given here wins).
 #[no_mangle]
-pub extern "C" fn trodo_track(
+pub unsafe extern "C" fn trodo_track(
     event_name: *const c_char,
     properties_json: *const c_char,
 ) -> TrodoStatus {
@@ -139,7 +144,7 @@ pub extern "C" fn trodo_track(
 
 /// As trodo_track, with an event category (NULL means "custom").
 #[no_mangle]
-pub extern "C" fn trodo_track_with_category(
+pub unsafe extern "C" fn trodo_track_with_category(
     event_name: *const c_char,
     properties_json: *const c_char,
     category: *const c_char,

@@ -79,31 +79,31 @@ pub(super) mod op {
 
 /// Sets (overwrites) properties on the current user's profile (a JSON object).
 #[no_mangle]
-pub extern "C" fn trodo_people_set(properties_json: *const c_char) -> TrodoStatus {
+pub unsafe extern "C" fn trodo_people_set(properties_json: *const c_char) -> TrodoStatus {
     people_op(|| op::set(properties_json))
 }
 
 /// Sets properties only where the user's profile does not have them yet.
 #[no_mangle]
-pub extern "C" fn trodo_people_set_once(properties_json: *const c_char) -> TrodoStatus {
+pub unsafe extern "C" fn trodo_people_set_once(properties_json: *const c_char) -> TrodoStatus {
     people_op(|| op::set_once(properties_json))
 }
 
 /// Removes the property `key` from the user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_people_unset(key: *const c_char) -> TrodoStatus {
+pub unsafe extern "C" fn trodo_people_unset(key: *const c_char) -> TrodoStatus {
     people_op(|| op::unset(key))
 }
 
 /// Adds `amount` (finite) to the numeric property `key`.
 #[no_mangle]
-pub extern "C" fn trodo_people_increment(key: *const c_char, amount: f64) -> TrodoStatus {
+pub unsafe extern "C" fn trodo_people_increment(key: *const c_char, amount: f64) -> TrodoStatus {
     people_op(|| op::increment(key, amount))
 }
 
 /// Appends the values of the JSON array `values_json` to the list property `key`.
 #[no_mangle]
-pub extern "C" fn trodo_people_append(
+pub unsafe extern "C" fn trodo_people_append(
     key: *const c_char,
     values_json: *const c_char,
 ) -> TrodoStatus {
@@ -113,7 +113,7 @@ pub extern "C" fn trodo_people_append(
 /// Adds the values of the JSON array `values_json` to the list property
 /// `key`, skipping values already in it.
 #[no_mangle]
-pub extern "C" fn trodo_people_union(
+pub unsafe extern "C" fn trodo_people_union(
     key: *const c_char,
     values_json: *const c_char,
 ) -> TrodoStatus {
@@ -122,7 +122,7 @@ pub extern "C" fn trodo_people_union(
 
 /// Removes the values of the JSON array `values_json` from the list property `key`.
 #[no_mangle]
-pub extern "C" fn trodo_people_remove(
+pub unsafe extern "C" fn trodo_people_remove(
     key: *const c_char,
     values_json: *const c_char,
 ) -> TrodoStatus {
@@ -131,7 +131,7 @@ pub extern "C" fn trodo_people_remove(
 
 /// Records a charge of `amount` (finite) with optional properties (NULL or a JSON object).
 #[no_mangle]
-pub extern "C" fn trodo_people_track_charge(
+pub unsafe extern "C" fn trodo_people_track_charge(
     amount: f64,
     properties_json: *const c_char,
 ) -> TrodoStatus {

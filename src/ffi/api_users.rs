@@ -29,8 +29,9 @@ use crate::user::User;
 /// TRODO_ERR_NOT_INITIALIZED). Its server session is "server:<distinct_id>",
 /// registered with the server once per user per client before its first
 /// event or identify, without making any call wait.
+#[must_use]
 #[no_mangle]
-pub extern "C" fn trodo_user_new(
+pub unsafe extern "C" fn trodo_user_new(
     distinct_id: *const c_char,
     groups_json: *const c_char,
 ) -> *mut TrodoUser {
@@ -47,7 +48,7 @@ pub extern "C" fn trodo_user_new(
 /// Frees a handle from trodo_user_new. NULL is fine. Requests already made
 /// through it are still sent.
 #[no_mangle]
-pub extern "C" fn trodo_user_free(user: *mut TrodoUser) {
+pub unsafe extern "C" fn trodo_user_free(user: *mut TrodoUser) {
     guard::value((), || {
         handle::free(user);
         Ok(())
@@ -71,7 +72,7 @@ fn user_people(user: *const TrodoUser, op: impl FnOnce() -> Result<PeopleOp>) ->
 /// context (a property the caller sets under a group key wins).
 /// `properties_json` is NULL or a JSON object.
 #[no_mangle]
-pub extern "C" fn trodo_user_track(
+pub unsafe extern "C" fn trodo_user_track(
     user: *const TrodoUser,
     event_name: *const c_char,
     properties_json: *const c_char,
@@ -81,7 +82,7 @@ pub extern "C" fn trodo_user_track(
 
 /// As trodo_user_track, with an event category (NULL means "custom").
 #[no_mangle]
-pub extern "C" fn trodo_user_track_with_category(
+pub unsafe extern "C" fn trodo_user_track_with_category(
     user: *const TrodoUser,
     event_name: *const c_char,
     properties_json: *const c_char,
@@ -100,7 +101,7 @@ pub extern "C" fn trodo_user_track_with_category(
 /// newDistinctId in the server's answer replaces it later. The server
 /// session stays "server:<the id the handle was made with>".
 #[no_mangle]
-pub extern "C" fn trodo_user_identify(
+pub unsafe extern "C" fn trodo_user_identify(
     user: *const TrodoUser,
     identify_id: *const c_char,
 ) -> TrodoStatus {
@@ -111,7 +112,7 @@ pub extern "C" fn trodo_user_identify(
 
 /// As trodo_set_group, for the handle's user and group context.
 #[no_mangle]
-pub extern "C" fn trodo_user_set_group(
+pub unsafe extern "C" fn trodo_user_set_group(
     user: *const TrodoUser,
     group_key: *const c_char,
     group_id: *const c_char,
@@ -124,7 +125,7 @@ pub extern "C" fn trodo_user_set_group(
 
 /// As trodo_set_groups, for the handle's user and group context.
 #[no_mangle]
-pub extern "C" fn trodo_user_set_groups(
+pub unsafe extern "C" fn trodo_user_set_groups(
     user: *const TrodoUser,
     group_key: *const c_char,
     group_ids: *const *const c_char,
@@ -139,7 +140,7 @@ pub extern "C" fn trodo_user_set_groups(
 
 /// As trodo_add_group, for the handle's user and group context.
 #[no_mangle]
-pub extern "C" fn trodo_user_add_group(
+pub unsafe extern "C" fn trodo_user_add_group(
     user: *const TrodoUser,
     group_key: *const c_char,
     group_id: *const c_char,
@@ -152,7 +153,7 @@ pub extern "C" fn trodo_user_add_group(
 
 /// As trodo_remove_group, for the handle's user and group context.
 #[no_mangle]
-pub extern "C" fn trodo_user_remove_group(
+pub unsafe extern "C" fn trodo_user_remove_group(
     user: *const TrodoUser,
     group_key: *const c_char,
     group_id: *const c_char,
@@ -166,8 +167,9 @@ pub extern "C" fn trodo_user_remove_group(
 /// The handle's group context as a JSON object, as trodo_get_groups gives
 /// the current user's; free it with trodo_string_free. NULL when not
 /// initialized or `user` is NULL.
+#[must_use]
 #[no_mangle]
-pub extern "C" fn trodo_user_get_groups(user: *const TrodoUser) -> *mut c_char {
+pub unsafe extern "C" fn trodo_user_get_groups(user: *const TrodoUser) -> *mut c_char {
     guard::pointer(|| {
         global::current()?;
         let groups = handle::borrow(user)?.user.groups();
@@ -178,8 +180,9 @@ pub extern "C" fn trodo_user_get_groups(user: *const TrodoUser) -> *mut c_char {
 /// The handle's distinct id (after trodo_user_identify, the identify id or
 /// the server's answer to it); free it with trodo_string_free. NULL when not
 /// initialized or `user` is NULL.
+#[must_use]
 #[no_mangle]
-pub extern "C" fn trodo_user_get_distinct_id(user: *const TrodoUser) -> *mut c_char {
+pub unsafe extern "C" fn trodo_user_get_distinct_id(user: *const TrodoUser) -> *mut c_char {
     guard::pointer(|| {
         global::current()?;
         guard::string_out(handle::borrow(user)?.user.distinct_id())
@@ -188,7 +191,7 @@ pub extern "C" fn trodo_user_get_distinct_id(user: *const TrodoUser) -> *mut c_c
 
 /// As trodo_people_set, on the handle's user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_user_people_set(
+pub unsafe extern "C" fn trodo_user_people_set(
     user: *const TrodoUser,
     properties_json: *const c_char,
 ) -> TrodoStatus {
@@ -197,7 +200,7 @@ pub extern "C" fn trodo_user_people_set(
 
 /// As trodo_people_set_once, on the handle's user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_user_people_set_once(
+pub unsafe extern "C" fn trodo_user_people_set_once(
     user: *const TrodoUser,
     properties_json: *const c_char,
 ) -> TrodoStatus {
@@ -206,7 +209,7 @@ pub extern "C" fn trodo_user_people_set_once(
 
 /// As trodo_people_unset, on the handle's user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_user_people_unset(
+pub unsafe extern "C" fn trodo_user_people_unset(
     user: *const TrodoUser,
     key: *const c_char,
 ) -> TrodoStatus {
@@ -215,7 +218,7 @@ pub extern "C" fn trodo_user_people_unset(
 
 /// As trodo_people_increment, on the handle's user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_user_people_increment(
+pub unsafe extern "C" fn trodo_user_people_increment(
     user: *const TrodoUser,
     key: *const c_char,
     amount: f64,
@@ -225,7 +228,7 @@ pub extern "C" fn trodo_user_people_increment(
 
 /// As trodo_people_append, on the handle's user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_user_people_append(
+pub unsafe extern "C" fn trodo_user_people_append(
     user: *const TrodoUser,
     key: *const c_char,
     values_json: *const c_char,
@@ -235,7 +238,7 @@ pub extern "C" fn trodo_user_people_append(
 
 /// As trodo_people_union, on the handle's user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_user_people_union(
+pub unsafe extern "C" fn trodo_user_people_union(
     user: *const TrodoUser,
     key: *const c_char,
     values_json: *const c_char,
@@ -245,7 +248,7 @@ pub extern "C" fn trodo_user_people_union(
 
 /// As trodo_people_remove, on the handle's user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_user_people_remove(
+pub unsafe extern "C" fn trodo_user_people_remove(
     user: *const TrodoUser,
     key: *const c_char,
     values_json: *const c_char,
@@ -255,7 +258,7 @@ pub extern "C" fn trodo_user_people_remove(
 
 /// As trodo_people_track_charge, on the handle's user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_user_people_track_charge(
+pub unsafe extern "C" fn trodo_user_people_track_charge(
     user: *const TrodoUser,
     amount: f64,
     properties_json: *const c_char,
@@ -265,12 +268,12 @@ pub extern "C" fn trodo_user_people_track_charge(
 
 /// As trodo_people_clear_charges, on the handle's user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_user_people_clear_charges(user: *const TrodoUser) -> TrodoStatus {
+pub unsafe extern "C" fn trodo_user_people_clear_charges(user: *const TrodoUser) -> TrodoStatus {
     user_people(user, || Ok(PeopleOp::ClearCharges))
 }
 
 /// As trodo_people_delete_user, on the handle's user's profile.
 #[no_mangle]
-pub extern "C" fn trodo_user_people_delete_user(user: *const TrodoUser) -> TrodoStatus {
+pub unsafe extern "C" fn trodo_user_people_delete_user(user: *const TrodoUser) -> TrodoStatus {
     user_people(user, || Ok(PeopleOp::DeleteUser))
 }

@@ -20,6 +20,11 @@ pub fn string<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
         .map_err(|e| Error::invalid_argument(format!("{what} is not valid UTF-8 ({e})")))
 }
 
+/// Where to store a result: `p` must not be NULL.
+pub fn out_ptr<T>(p: *mut T, what: &str) -> Result<std::ptr::NonNull<T>> {
+    std::ptr::NonNull::new(p).ok_or_else(|| Error::invalid_argument(format!("{what} is NULL")))
+}
+
 /// An optional string: NULL is `None`.
 pub fn opt_string<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
     if p.is_null() {

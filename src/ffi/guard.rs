@@ -4,12 +4,12 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::status::TrodoStatus;
+use super::status::{status_of, TrodoStatus, TRODO_ERR_INTERNAL, TRODO_OK};
 use crate::error::{Error, Result};
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-    static LAST_STATUS: Cell<TrodoStatus> = const { Cell::new(TrodoStatus::TRODO_OK) };
+    static LAST_STATUS: Cell<TrodoStatus> = const { Cell::new(TRODO_OK) };
 }
 
 /// What `trodo_last_error` gives on a thread whose thread-locals are already
@@ -20,9 +20,7 @@ const NO_THREAD_STORAGE: &std::ffi::CStr =
 
 /// This thread's last status (`TRODO_OK` after a success).
 pub fn last_status() -> TrodoStatus {
-    LAST_STATUS
-        .try_with(Cell::get)
-        .unwrap_or(TrodoStatus::TRODO_OK)
+    LAST_STATUS.try_with(Cell::get).unwrap_or(TRODO_OK)
 }
 
 // Every access below uses `try_with`: `with` panics once the thread's
@@ -74,26 +72,26 @@ fn run<T>(f: impl FnOnce() -> Result<T>) -> std::result::Result<T, TrodoStatus> 
             Ok(Ok(v)) => Ok(v),
             Ok(Err(Error { kind, message })) => {
                 set_last_error(&message);
-                Err(kind.into())
+                Err(status_of(kind))
             }
             Err(payload) => {
                 set_last_error(&panic_message(payload.as_ref()));
-                Err(TrodoStatus::TRODO_ERR_INTERNAL)
+                Err(TRODO_ERR_INTERNAL)
             }
         };
-        let status = *result.as_ref().err().unwrap_or(&TrodoStatus::TRODO_OK);
+        let status = *result.as_ref().err().unwrap_or(&TRODO_OK);
         let _ = LAST_STATUS.try_with(|s| s.set(status));
         result
     }));
     // Only the bookkeeping can get here (it does not panic by design): a
     // panic message's own formatting, say.
-    guarded.unwrap_or(Err(TrodoStatus::TRODO_ERR_INTERNAL))
+    guarded.unwrap_or(Err(TRODO_ERR_INTERNAL))
 }
 
 /// For calls returning a status.
 pub fn status(f: impl FnOnce() -> Result<()>) -> TrodoStatus {
     match run(f) {
-        Ok(()) => TrodoStatus::TRODO_OK,
+        Ok(()) => TRODO_OK,
         Err(s) => s,
     }
 }
@@ -130,21 +128,24 @@ mod tests {
             unsafe { std::ffi::CStr::from_ptr(p) }.to_str().unwrap(),
             "héllo"
         );
-        crate::ffi::trodo_string_free(p);
-        crate::ffi::trodo_string_free(std::ptr::null_mut());
+        // SAFETY: `p` came from string_out and is freed once; NULL is allowed.
+        unsafe {
+            crate::ffi::trodo_string_free(p);
+            crate::ffi::trodo_string_free(std::ptr::null_mut());
+        }
         assert!(string_out("a\0b".into()).is_err());
     }
 
     #[test]
     fn panics_become_internal_errors_with_a_message() {
         let s = status(|| panic!("boom"));
-        assert_eq!(s, TrodoStatus::TRODO_ERR_INTERNAL);
-        assert_eq!(last_status(), TrodoStatus::TRODO_ERR_INTERNAL);
+        assert_eq!(s, TRODO_ERR_INTERNAL);
+        assert_eq!(last_status(), TRODO_ERR_INTERNAL);
         let msg = unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) };
         assert!(msg.to_str().unwrap().contains("boom"));
         // The next call clears it.
-        assert_eq!(status(|| Ok(())), TrodoStatus::TRODO_OK);
-        assert_eq!(last_status(), TrodoStatus::TRODO_OK);
+        assert_eq!(status(|| Ok(())), TRODO_OK);
+        assert_eq!(last_status(), TRODO_OK);
         assert_eq!(
             unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) }.to_bytes(),
             b""

@@ -7,13 +7,18 @@ use crate::error::{Error, Result};
 use crate::groups::Group;
 use crate::user::User;
 
-/// A handle for one group's profile operations; free it with `trodo_group_free`.
+/// A handle for one group's profile operations; free it with
+/// `trodo_group_free`. Thread-safe: calls on one handle may run on several
+/// threads at once (it holds only the group's key and id). Free it once,
+/// after every call on it has returned.
 pub struct TrodoGroup {
     pub(crate) group: Group,
 }
 
 /// A user that per-user (server mode) calls act for; free it with
-/// `trodo_user_free`. May be shared between threads.
+/// `trodo_user_free`. Thread-safe: calls on one handle may come from several
+/// threads at once and take effect one at a time, in the order they got
+/// the handle's lock. Free it once, after every call on it has returned.
 pub struct TrodoUser {
     pub(crate) user: User,
 }

@@ -9,14 +9,29 @@
 //! - strings returned are `CString`s handed over with `into_raw` and taken
 //!   back by `trodo_string_free`; a group or user handle is a `Box` handed
 //!   over by [`handle`] and taken back by `trodo_group_free` / `trodo_user_free`.
-// Pointer arguments come from C callers bound by the header's contract
-// (NUL-terminated, valid for the call); each is checked for NULL before use.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
+//!
+//! Every export that takes a pointer is an `unsafe extern "C" fn`: from C it
+//! is the same symbol, and from Rust its pointers are the caller's promise.
+//! The helpers that read pointers are private to the crate:
+//!
+//! ```compile_fail
+//! // Not reachable from outside the crate.
+//! let _ = trodo::ffi::args::string(std::ptr::null(), "name");
+//! ```
+//!
+//! ```compile_fail
+//! // An export that reads a pointer cannot be called from safe Rust.
+//! let _ = trodo::ffi::trodo_track(std::ptr::null(), std::ptr::null());
+//! ```
+// The `# Safety` section of every unsafe export is the header's conventions
+// (pointers NUL-terminated, valid for the call, handles from their `_new`),
+// which cbindgen puts at the top of include/trodo.h once, not per function.
+#![allow(clippy::missing_safety_doc)]
 
-pub mod args;
-pub mod guard;
-pub mod handle;
-pub mod hooks;
+pub(crate) mod args;
+pub(crate) mod guard;
+pub(crate) mod handle;
+pub(crate) mod hooks;
 pub mod status;
 
 mod api_delivery;
@@ -31,4 +46,4 @@ pub use api_lifecycle::*;
 pub use api_people::*;
 pub use api_users::*;
 pub use handle::{TrodoGroup, TrodoUser};
-pub use status::TrodoStatus;
+pub use status::*;

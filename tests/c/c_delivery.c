@@ -39,10 +39,14 @@ int main(void) {
     char opts[4096];
     char *stats;
     int i;
+    bool opted_out = true;
 
     CHECK(trodo_get_stats() == NULL);
     CHECK(trodo_last_error_code() == TRODO_ERR_NOT_INITIALIZED);
     CHECK(!trodo_is_opted_out());
+    /* trodo_get_opt_out tells "not initialized" from "not opted out". */
+    CHECK_STATUS(trodo_get_opt_out(&opted_out), TRODO_ERR_NOT_INITIALIZED);
+    CHECK(opted_out); /* left as it was */
     CHECK_STATUS(trodo_set_opt_out(true), TRODO_ERR_NOT_INITIALIZED);
     trodo_set_error_callback(on_error, &reports); /* allowed before init */
 
@@ -89,8 +93,14 @@ int main(void) {
     CHECK_OK(trodo_shutdown(WAIT_MS));
     CHECK_OK(trodo_init("site-c", opts));
     CHECK(trodo_is_opted_out()); /* survives the restart */
+    opted_out = false;
+    CHECK_OK(trodo_get_opt_out(&opted_out));
+    CHECK(opted_out);
+    CHECK_STATUS(trodo_get_opt_out(NULL), TRODO_ERR_INVALID_ARGUMENT);
     CHECK_OK(trodo_track("still_opted_out", NULL));
     CHECK_OK(trodo_set_opt_out(false));
+    CHECK_OK(trodo_get_opt_out(&opted_out));
+    CHECK(!opted_out);
     CHECK_OK(trodo_track("opted_in_again", NULL));
     CHECK_OK(trodo_flush(WAIT_MS));
     CHECK(log_count("/api/events", "\"event_name\":\"while_opted_out\"", (char *)NULL) == 0);

@@ -20,7 +20,7 @@ public struct TrodoError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// The error behind `raw`, with this thread's last message.
     init(raw: TrodoStatus) {
-        self.status = Status(rawValue: Int32(raw.rawValue)) ?? .unknown
+        self.status = Status(rawValue: raw) ?? .unknown
         self.message = String(cString: trodo_last_error())
     }
 }
