@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/py-venv
-# celery: the prefork-worker test only (never a dependency of the package).
-scripts/py-venv.sh "$venv" "pytest>=7,<9" "celery>=5.3,<6"
+# celery, fastapi, uvicorn, gunicorn: the server and task-queue tests only
+# (never dependencies of the package).
+scripts/py-venv.sh "$venv" "pytest>=7,<9" "celery>=5.3,<6" "fastapi>=0.100,<1" \
+    "uvicorn>=0.23,<1" "gunicorn>=21,<24"
 export TRODO_LIB="$PWD/target/debug/libtrodo.so"
 [ "$(uname)" = Darwin ] && export TRODO_LIB="$PWD/target/debug/libtrodo.dylib"
 # Run from the tests folder so the installed package, not the source tree, is imported.

@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+
 import trodo_native as trodo
 
 
@@ -107,5 +109,40 @@ def test_stats_error_callback_and_opt_out(server, start):
         trodo.flush(10)
         names = [e["event_name"] for e in server.events()]
         assert "while_opted_out" not in names and names[-1] == "back"
+    finally:
+        trodo.on_error(None)
+
+
+def test_the_typed_dicts_match_what_the_library_takes_and_gives(start, tmp_path):
+    # stats(): exactly the keys of Stats and DroppedByReason.
+    start()
+    s = trodo.stats()
+    assert set(s) == set(trodo.Stats.__annotations__)
+    assert set(s["dropped_by_reason"]) == set(trodo.DroppedByReason.__annotations__)
+    trodo.shutdown(10)
+    # init options: exactly the keys the library knows (it lists them when
+    # it refuses an unknown one).
+    with pytest.raises(trodo.InvalidJsonError) as refused:
+        trodo.init("site-py", storage_dir=str(tmp_path / "x"), not_an_option=1)
+    known = refused.value.message.split("known keys: ", 1)[1]
+    assert set(known.split(", ")) == set(trodo.InitOptions.__annotations__)
+
+
+def test_the_error_callback_may_replace_itself_from_inside(server, start):
+    seen_first, seen_second = [], []
+
+    def first(message):
+        seen_first.append(message)
+        trodo.on_error(seen_second.append)  # returns at once, no deadlock
+
+    trodo.on_error(first)
+    try:
+        start("d", max_queue_items=1, flush_interval_ms=600000)
+        for i in range(3):
+            trodo.track("overflow_%d" % i)
+        dropped = trodo.stats()["dropped_by_reason"]["queue_full"]
+        assert dropped >= 2
+        assert len(seen_first) == 1, "replaced after its first report"
+        assert len(seen_second) == dropped - 1, "the new one got every later report"
     finally:
         trodo.on_error(None)

@@ -125,3 +125,70 @@ def test_opted_out_user_calls_send_nothing(server, start):
     assert u.get_groups() == {"team": ["a"]}
     trodo.flush(10)
     assert server.requests == []
+
+
+def test_closing_a_handle_while_another_thread_is_inside_a_call_waits_for_it(server, start, monkeypatch):
+    # ctypes releases the GIL during a call: a close on another thread must
+    # not free the handle the call is reading. The native call is made slow
+    # here (a wrapper that waits inside it) so the close surely lands mid-call.
+    start()
+    lib = trodo._lib.load()
+    real_track, real_free = lib.trodo_user_track_with_category, lib.trodo_user_free
+    inside, release = threading.Event(), threading.Event()
+    calls_in_progress = []
+    freed_while_in_use = []
+
+    def slow_track(*args):
+        calls_in_progress.append(1)
+        inside.set()
+        release.wait(10)
+        try:
+            return real_track(*args)
+        finally:
+            calls_in_progress.pop()
+
+    def checked_free(handle):
+        freed_while_in_use.append(bool(calls_in_progress))
+        return real_free(handle)
+
+    monkeypatch.setattr(lib, "trodo_user_track_with_category", slow_track, raising=False)
+    monkeypatch.setattr(lib, "trodo_user_free", checked_free, raising=False)
+    u = trodo.for_user("shared")
+    caller = threading.Thread(target=u.track, args=("in_flight",))
+    caller.start()
+    assert inside.wait(10)
+    u.close()  # returns at once; the free waits for the call
+    assert freed_while_in_use == []
+    release.set()
+    caller.join(10)
+    assert freed_while_in_use == [False], "freed once, after the call returned"
+    with pytest.raises(trodo.InvalidArgumentError, match="user"):
+        u.track("after_close")
+    trodo.flush(10)
+    assert [e["event_name"] for e in server.events()] == ["in_flight"]
+
+
+def test_threads_calling_while_another_closes_never_crash(server, start):
+    start()
+    for _ in range(20):
+        u = trodo.for_user("racy", groups={"team": ["t"]})
+        errors = []
+
+        def call():
+            for _ in range(200):
+                try:
+                    u.track("racing")
+                    u.get_groups()
+                except trodo.InvalidArgumentError:
+                    return  # closed: refused, never a crash
+                except Exception as e:  # pragma: no cover - reported below
+                    errors.append(e)
+                    return
+
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for t in threads:
+            t.start()
+        u.close()
+        for t in threads:
+            t.join(30)
+        assert errors == []
