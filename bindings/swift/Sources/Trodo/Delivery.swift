@@ -6,14 +6,20 @@ public struct TrodoStats: Decodable, Sendable, Equatable {
     /// Waiting, not counting what is in flight.
     public let queued: UInt64
     public let queuedBytes: UInt64
+    /// The part of the queue held in memory (a backlog beyond it waits on disk).
+    public let queuedMemoryBytes: UInt64
     public let inFlight: UInt64
     public let sent: UInt64
     public let dropped: UInt64
-    /// "rejected", "too_large", "gave_up", "queue_full", "opted_out".
+    /// "rejected", "too_large", "gave_up", "queue_full", "opted_out", "unreadable".
     public let droppedByReason: [String: UInt64]
     /// Epoch ms a 429 paused sending until; 0 when not paused.
     public let pausedUntilMs: UInt64
     public let corruptBytes: UInt64
+    /// Records not yet durable (the crash journal was full or unusable).
+    public let memoryOnlyBytes: UInt64
+    /// Internal errors the delivery thread survived.
+    public let workerPanics: UInt64
 }
 
 /// The registered handler; read by the C callback, which cannot capture.

@@ -41,25 +41,72 @@ func millis(_ seconds: Double) -> UInt32 {
     UInt32(max(0, min(seconds * 1000, Double(UInt32.max))))
 }
 
+/// Runs blocking `work` on a thread of its own and waits for it without
+/// holding a thread of the concurrency pool (whose few threads must never
+/// wait on the network).
+func offThePool(_ work: @escaping @Sendable () throws -> Void) async throws {
+    try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
+        Thread.detachNewThread {
+            do {
+                try work()
+                done.resume()
+            } catch {
+                done.resume(throwing: error)
+            }
+        }
+    }
+}
+
+/// Calls `body` with `strings` as an array of C strings, valid for the call.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) throws -> R) rethrows -> R {
+    let copies = strings.map { strdup($0) }
+    defer { copies.forEach { free($0) } }
+    let pointers = copies.map { UnsafePointer<CChar>($0) }
+    return try pointers.withUnsafeBufferPointer(body)
+}
+
+func decodeGroups(_ text: String) throws -> [String: [String]] {
+    try JSONDecoder().decode([String: [String]].self, from: Data(text.utf8))
+}
+
 /// The libtrodo client. Everything is safe to call from any thread or task:
 /// the C library serialises access itself.
 public enum Trodo {
+    /// Starts the client with typed options.
+    public static func initialize(siteID: String, options: TrodoOptions = TrodoOptions()) throws {
+        try initialize(siteID: siteID, options: options.properties)
+    }
+
     /// Starts the client. `options` are the C API's keys, e.g.
-    /// `["api_base": "...", "storage_dir": "...", "debug": true]`.
-    public static func initialize(siteID: String, options: TrodoProperties = [:]) throws {
+    /// `["api_base": "...", "storage_dir": "...", "debug": true]` (for keys
+    /// newer than this wrapper; `TrodoOptions` covers the rest).
+    public static func initialize(siteID: String, options: TrodoProperties) throws {
         let opts = options.isEmpty ? nil : try jsonObject(options, "options")
         try check(trodo_init(siteID, opts))
     }
 
-    /// Waits up to `timeout` seconds until everything accepted so far is sent.
+    /// Waits up to `timeout` seconds until everything accepted so far is
+    /// sent. Blocks the calling thread: from async code use the `async` one.
     public static func flush(timeout: Double = 10) throws {
         try check(trodo_flush(millis(timeout)))
     }
 
     /// Flushes for at most `timeout` seconds, then stops (throws `.timeout`
-    /// if the flush did not finish; it stops anyway).
+    /// if the flush did not finish; it stops anyway). Blocks the calling
+    /// thread: from async code use the `async` one.
     public static func shutdown(timeout: Double = 10) throws {
         try check(trodo_shutdown(millis(timeout)))
+    }
+
+    /// As `flush(timeout:)`, waiting on a thread of its own, so no thread of
+    /// the concurrency pool is blocked meanwhile.
+    public static func flush(timeout: Double = 10) async throws {
+        try await offThePool { try flush(timeout: timeout) }
+    }
+
+    /// As `shutdown(timeout:)`, waiting on a thread of its own.
+    public static func shutdown(timeout: Double = 10) async throws {
+        try await offThePool { try shutdown(timeout: timeout) }
     }
 
     public static var version: String { String(cString: trodo_version()) }
@@ -75,8 +122,8 @@ public enum Trodo {
     }
 
     /// The current distinct id.
-    public static func distinctID() throws -> String {
-        try take(trodo_get_distinct_id())
+    public static var distinctID: String {
+        get throws { try take(trodo_get_distinct_id()) }
     }
 
     /// Tracks an event, stamped with the current group memberships.
@@ -86,40 +133,34 @@ public enum Trodo {
     }
 
     /// Makes `id` the active context for `key`.
-    public static func setGroup(_ key: String, _ id: String) throws {
+    public static func setGroup(_ key: String, id: String) throws {
         try check(trodo_set_group(key, id))
     }
 
     /// Makes several ids the active context for `key` (at least one).
-    public static func setGroup(_ key: String, _ ids: [String]) throws {
-        let copies = ids.map { strdup($0) }
-        defer { copies.forEach { free($0) } }
-        let pointers = copies.map { UnsafePointer<CChar>($0) }
-        try pointers.withUnsafeBufferPointer { buf in
-            try check(trodo_set_groups(key, buf.baseAddress, buf.count))
-        }
+    public static func setGroup(_ key: String, ids: [String]) throws {
+        try withCStrings(ids) { try check(trodo_set_groups(key, $0.baseAddress, $0.count)) }
     }
 
     /// Adds one id to the user's memberships for `key`.
-    public static func addGroup(_ key: String, _ id: String) throws {
+    public static func addGroup(_ key: String, id: String) throws {
         try check(trodo_add_group(key, id))
     }
 
     /// Removes one id from the user's memberships for `key`.
-    public static func removeGroup(_ key: String, _ id: String) throws {
+    public static func removeGroup(_ key: String, id: String) throws {
         try check(trodo_remove_group(key, id))
     }
 
     /// The current memberships: group key -> ids.
-    public static func groups() throws -> [String: [String]] {
-        let text = try take(trodo_get_groups())
-        return try JSONDecoder().decode([String: [String]].self, from: Data(text.utf8))
+    public static var groups: [String: [String]] {
+        get throws { try decodeGroups(try take(trodo_get_groups())) }
     }
 
     /// A handle for profile operations on one group, or nil when the key or
     /// id is missing (nil or empty), as Trodo's documentation says. Throws
     /// for other failures (not initialized, over-long).
-    public static func getGroup(_ key: String?, _ id: String?) throws -> TrodoGroup? {
+    public static func getGroup(_ key: String?, id: String?) throws -> TrodoGroup? {
         guard let key = key, !key.isEmpty, let id = id, !id.isEmpty else { return nil }
         guard let handle = trodo_get_group(key, id) else {
             throw TrodoError(raw: trodo_last_error_code())

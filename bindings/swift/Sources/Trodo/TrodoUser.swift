@@ -28,8 +28,8 @@ public final class TrodoUser: @unchecked Sendable {
     deinit { trodo_user_free(handle) }
 
     /// The id requests are made for (after `identify`, the new one).
-    public func distinctID() throws -> String {
-        try take(trodo_user_get_distinct_id(handle))
+    public var distinctID: String {
+        get throws { try take(trodo_user_get_distinct_id(handle)) }
     }
 
     /// Tracks an event for this user, stamped with its group context.
@@ -44,34 +44,28 @@ public final class TrodoUser: @unchecked Sendable {
     }
 
     /// Makes `id` this user's context for `key`.
-    public func setGroup(_ key: String, _ id: String) throws {
+    public func setGroup(_ key: String, id: String) throws {
         try check(trodo_user_set_group(handle, key, id))
     }
 
     /// Makes several ids this user's context for `key` (at least one).
-    public func setGroup(_ key: String, _ ids: [String]) throws {
-        let copies = ids.map { strdup($0) }
-        defer { copies.forEach { free($0) } }
-        let pointers = copies.map { UnsafePointer<CChar>($0) }
-        try pointers.withUnsafeBufferPointer { buf in
-            try check(trodo_user_set_groups(handle, key, buf.baseAddress, buf.count))
-        }
+    public func setGroup(_ key: String, ids: [String]) throws {
+        try withCStrings(ids) { try check(trodo_user_set_groups(handle, key, $0.baseAddress, $0.count)) }
     }
 
     /// Adds one id to this user's context for `key`.
-    public func addGroup(_ key: String, _ id: String) throws {
+    public func addGroup(_ key: String, id: String) throws {
         try check(trodo_user_add_group(handle, key, id))
     }
 
     /// Removes one id from this user's context for `key`.
-    public func removeGroup(_ key: String, _ id: String) throws {
+    public func removeGroup(_ key: String, id: String) throws {
         try check(trodo_user_remove_group(handle, key, id))
     }
 
     /// This user's group context: group key -> ids.
-    public func groups() throws -> [String: [String]] {
-        let text = try take(trodo_user_get_groups(handle))
-        return try JSONDecoder().decode([String: [String]].self, from: Data(text.utf8))
+    public var groups: [String: [String]] {
+        get throws { try decodeGroups(try take(trodo_user_get_groups(handle))) }
     }
 
     /// Profile operations on this user.

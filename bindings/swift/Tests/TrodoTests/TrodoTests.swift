@@ -9,6 +9,11 @@ func canon(_ any: Any) -> String {
     return String(decoding: data, as: UTF8.self)
 }
 
+/// The status `body` threw, nil when it did not throw.
+func status(_ body: () throws -> Void) -> TrodoError.Status? {
+    do { try body(); return nil } catch let e as TrodoError { return e.status } catch { return .unknown }
+}
+
 func canon(json: String) -> String {
     canon(try! JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed]))
 }
@@ -42,13 +47,13 @@ final class TrodoTests: XCTestCase {
     func testMultiTeamPatternStampsEventsFromTheSwitchOn() throws {
         try start()
         try Trodo.track("opened_app")
-        try Trodo.addGroup("team", "team-a")
-        try Trodo.addGroup("team", "team-b")
-        try Trodo.setGroup("active_team", "team-a")
+        try Trodo.addGroup("team", id: "team-a")
+        try Trodo.addGroup("team", id: "team-b")
+        try Trodo.setGroup("active_team", id: "team-a")
         try Trodo.track("worked_in_a", properties: ["doc": "d1", "seats": 12])
-        try Trodo.setGroup("active_team", "team-b")
+        try Trodo.setGroup("active_team", id: "team-b")
         try Trodo.track("worked_in_b", category: "editor")
-        XCTAssertEqual(try Trodo.groups(), ["team": ["team-a", "team-b"], "active_team": ["team-b"]])
+        XCTAssertEqual(try Trodo.groups, ["team": ["team-a", "team-b"], "active_team": ["team-b"]])
         try Trodo.flush()
 
         XCTAssertEqual(canon(server.event("opened_app")!["custom_properties"]!), "{}")
@@ -62,9 +67,9 @@ final class TrodoTests: XCTestCase {
 
     func testSetGroupWithSeveralIds() throws {
         try start()
-        try Trodo.setGroup("company", ["acme", "globex"])
-        try Trodo.removeGroup("company", "acme")
-        XCTAssertEqual(try Trodo.groups(), ["company": ["globex"]])
+        try Trodo.setGroup("company", ids: ["acme", "globex"])
+        try Trodo.removeGroup("company", id: "acme")
+        XCTAssertEqual(try Trodo.groups, ["company": ["globex"]])
         try Trodo.flush()
         XCTAssertEqual(canon(server.toPath("/api/sdk/groups/set_group")[0].body["groupId"]!), #"["acme","globex"]"#)
     }
@@ -72,7 +77,7 @@ final class TrodoTests: XCTestCase {
     func testEveryProfileOperationSendsItsDocumentedBody() throws {
         try start()
         try Trodo.identify("user-s")
-        let g = try XCTUnwrap(try Trodo.getGroup("company", "acme"))
+        let g = try XCTUnwrap(try Trodo.getGroup("company", id: "acme"))
         try g.set(["plan": "pro"])
         try g.setOnce(["founded": 1999])
         try g.union("tags", ["b2b", 2])
@@ -99,7 +104,7 @@ final class TrodoTests: XCTestCase {
             XCTAssertEqual(request.path, "/api/sdk/groups/profile/\(op)")
             XCTAssertEqual(canon(request.body), canon(json: body), op)
         }
-        XCTAssertEqual(try Trodo.groups(), [:], "a handle has no effect on attribution")
+        XCTAssertEqual(try Trodo.groups, [:], "a handle has no effect on attribution")
     }
 
     func testPeopleOperations() throws {
@@ -119,11 +124,8 @@ final class TrodoTests: XCTestCase {
     }
 
     func testBadInputThrowsTheRightError() throws {
-        func status(_ body: () throws -> Void) -> TrodoError.Status? {
-            do { try body(); return nil } catch let e as TrodoError { return e.status } catch { return .unknown }
-        }
         XCTAssertEqual(status { try Trodo.track("e") }, .notInitialized)
-        XCTAssertEqual(status { _ = try Trodo.getGroup("company", "acme") }, .notInitialized)
+        XCTAssertEqual(status { _ = try Trodo.getGroup("company", id: "acme") }, .notInitialized)
         XCTAssertEqual(status {
             try Trodo.initialize(siteID: "s", options: ["flush_att": 1])
         }, .invalidJSON)
@@ -136,8 +138,8 @@ final class TrodoTests: XCTestCase {
             XCTAssertEqual(e.status, .invalidArgument)
             XCTAssertTrue(e.message.contains("event_name"), e.message)
         }
-        XCTAssertEqual(status { try Trodo.addGroup(String(repeating: "k", count: 256), "a") }, .invalidArgument)
-        XCTAssertEqual(status { try Trodo.setGroup("team", [String]()) }, .invalidArgument)
+        XCTAssertEqual(status { try Trodo.addGroup(String(repeating: "k", count: 256), id: "a") }, .invalidArgument)
+        XCTAssertEqual(status { try Trodo.setGroup("team", ids: [String]()) }, .invalidArgument)
         XCTAssertEqual(status { try Trodo.people.increment("k", by: .nan) }, .invalidArgument)
         do {
             try Trodo.track("e", properties: ["ratio": .double(.infinity)])
@@ -145,9 +147,9 @@ final class TrodoTests: XCTestCase {
         } catch let e as TrodoError {
             XCTAssertTrue(e.message.contains("ratio"), e.message)
         }
-        XCTAssertNil(try Trodo.getGroup(nil, "acme"))
-        XCTAssertNil(try Trodo.getGroup("company", ""))
-        XCTAssertEqual(status { _ = try Trodo.getGroup(String(repeating: "k", count: 256), "a") }, .invalidArgument)
+        XCTAssertNil(try Trodo.getGroup(nil, id: "acme"))
+        XCTAssertNil(try Trodo.getGroup("company", id: ""))
+        XCTAssertEqual(status { _ = try Trodo.getGroup(String(repeating: "k", count: 256), id: "a") }, .invalidArgument)
         try Trodo.track("kept")
         try Trodo.flush()
         XCTAssertEqual(server.events.count, 1, "only the accepted event was sent")
@@ -156,30 +158,30 @@ final class TrodoTests: XCTestCase {
     func testPersistenceAcrossShutdownAndInit() throws {
         try start("p")
         try Trodo.identify("user-x")
-        try Trodo.addGroup("team", "a")
-        try Trodo.setGroup("active_team", ["a", "b"])
+        try Trodo.addGroup("team", id: "a")
+        try Trodo.setGroup("active_team", ids: ["a", "b"])
         try Trodo.shutdown()
         try start("p")
-        XCTAssertEqual(try Trodo.distinctID(), "user-x")
-        XCTAssertEqual(try Trodo.groups(), ["team": ["a"], "active_team": ["a", "b"]])
+        XCTAssertEqual(try Trodo.distinctID, "user-x")
+        XCTAssertEqual(try Trodo.groups, ["team": ["a"], "active_team": ["a", "b"]])
     }
 
     func testIdentifyHydratesAndKeepsCallsMadeInFlight() throws {
         try start("device-1")
         try Trodo.identify("user-1")
-        try Trodo.addGroup("team", "a")
-        try Trodo.addGroup("team", "b")
+        try Trodo.addGroup("team", id: "a")
+        try Trodo.addGroup("team", id: "b")
         try Trodo.shutdown()
 
         server.identifyDelay = 0.3
         try start("device-2")
-        try Trodo.addGroup("team", "local-only")
+        try Trodo.addGroup("team", id: "local-only")
         try Trodo.identify("user-1")
-        try Trodo.addGroup("team", "c")
+        try Trodo.addGroup("team", id: "c")
         try Trodo.flush()
-        XCTAssertEqual(try Trodo.groups(), ["team": ["a", "b", "c"]])
+        XCTAssertEqual(try Trodo.groups, ["team": ["a", "b", "c"]])
         try Trodo.reset()
-        XCTAssertEqual(try Trodo.groups(), [:])
+        XCTAssertEqual(try Trodo.groups, [:])
     }
 
     func testCallsFromManyThreads() throws {
@@ -188,11 +190,11 @@ final class TrodoTests: XCTestCase {
             for i in 0..<50 {
                 try? Trodo.track("threaded", properties: ["t": .int(Int64(t)), "i": .int(Int64(i))])
             }
-            try? Trodo.addGroup("team", "team-\(t)")
+            try? Trodo.addGroup("team", id: "team-\(t)")
         }
         try Trodo.flush(timeout: 30)
         XCTAssertEqual(server.events.count, 400)
-        XCTAssertEqual(try Trodo.groups()["team"]?.count, 8)
+        XCTAssertEqual(try Trodo.groups["team"]?.count, 8)
     }
 
     func testStatsErrorHandlerAndOptOut() throws {
@@ -234,21 +236,78 @@ final class TrodoTests: XCTestCase {
         XCTAssertNotNil(server.event("back"))
     }
 
+    func testTypedOptionsReachTheLibrary() throws {
+        let options = TrodoOptions(apiBase: server.url, storageDirectory: dir.path, flushAt: 2,
+                                   persistInterval: 0.01, gzip: false, appVersion: "9.9")
+        XCTAssertEqual(options.properties["persist_interval_ms"], .int(10))
+        try Trodo.initialize(siteID: "site-swift", options: options)
+        try Trodo.track("typed")
+        try Trodo.flush()
+        XCTAssertNotNil(server.event("typed"))
+        let session = server.toPath("/api/sdk/track").first?.body["sessionData"] as? [String: Any]
+        XCTAssertEqual(session?["app_version"] as? String, "9.9")
+        try Trodo.shutdown()
+        // A value the library refuses is refused through the typed options too.
+        XCTAssertEqual(status { try Trodo.initialize(siteID: "s", options: TrodoOptions(userLanes: 99)) },
+                       .invalidJSON)
+    }
+
+    func testAsyncFlushWaitsWithoutHoldingThePoolsThreads() async throws {
+        final class Stamp: @unchecked Sendable {
+            private let lock = NSLock()
+            private var stamped: Date?
+            func stamp() { lock.lock(); stamped = Date(); lock.unlock() }
+            var at: Date? { lock.lock(); defer { lock.unlock() }; return stamped }
+        }
+        try start()
+        server.identifyDelay = 2  // each flush waits this long for the answer
+        try Trodo.identify("slow")
+        // More waiting flushes than the pool has threads: were each to hold
+        // one, the marker task below could run only once they all ended.
+        let waiting = ProcessInfo.processInfo.activeProcessorCount * 2 + 4
+        let started = Date()
+        let marker = Stamp()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<waiting {
+                group.addTask { try await Trodo.flush(timeout: 30) }
+            }
+            try await Task.sleep(nanoseconds: 200_000_000)
+            group.addTask { marker.stamp() }
+            try await group.waitForAll()
+        }
+        let finished = Date().timeIntervalSince(started)
+        let markerRan = try XCTUnwrap(marker.at).timeIntervalSince(started)
+        XCTAssertGreaterThanOrEqual(finished, 1.9, "the flushes waited for the slow answer")
+        XCTAssertLessThan(markerRan, 1.5, "a task ran while \(waiting) flushes waited")
+        try await Trodo.shutdown(timeout: 10)
+        XCTAssertEqual(status { try Trodo.flush() }, .notInitialized)
+    }
+
+    func testStatsHaveEveryField() throws {
+        try start()
+        let stats = try Trodo.stats()
+        XCTAssertEqual(stats.memoryOnlyBytes, 0)
+        XCTAssertEqual(stats.workerPanics, 0)
+        XCTAssertEqual(stats.queuedMemoryBytes, stats.queuedBytes)
+        XCTAssertEqual(Set(stats.droppedByReason.keys),
+                       ["rejected", "too_large", "gave_up", "queue_full", "opted_out", "unreadable"])
+    }
+
     // Server mode --------------------------------------------------------------
 
     func testUserCallsCarryTheirIdSessionAndGroupContext() throws {
         try start()
-        let anon = try Trodo.distinctID()
+        let anon = try Trodo.distinctID
         let user = try Trodo.user("u-1", groups: ["active_team": ["team-a"]])
-        XCTAssertEqual(try user.distinctID(), "u-1")
+        XCTAssertEqual(try user.distinctID, "u-1")
         try user.track("report_viewed", properties: ["n": 1])
-        try user.addGroup("team", "t1")
-        try user.setGroup("workspace", ["w1", "w2"])
-        try user.removeGroup("team", "t1")
-        try user.setGroup("active_team", "team-b")
-        XCTAssertEqual(try user.groups(), ["active_team": ["team-b"], "workspace": ["w1", "w2"]])
+        try user.addGroup("team", id: "t1")
+        try user.setGroup("workspace", ids: ["w1", "w2"])
+        try user.removeGroup("team", id: "t1")
+        try user.setGroup("active_team", id: "team-b")
+        XCTAssertEqual(try user.groups, ["active_team": ["team-b"], "workspace": ["w1", "w2"]])
         try user.identify("u-known")
-        XCTAssertEqual(try user.distinctID(), "u-known")
+        XCTAssertEqual(try user.distinctID, "u-known")
         try user.track("after", category: "editor")
         try user.people.set(["plan": "pro"])
         try user.people.increment("logins")
@@ -268,8 +327,8 @@ final class TrodoTests: XCTestCase {
         XCTAssertEqual(canon(after["custom_properties"]!),
                        canon(json: #"{"active_team":["team-b"],"workspace":["w1","w2"]}"#))
         XCTAssertEqual(server.toPath("/api/sdk/people/set")[0].body["userId"] as? String, "u-known")
-        XCTAssertEqual(try Trodo.distinctID(), anon, "the current user is untouched")
-        XCTAssertEqual(try Trodo.groups(), [:])
+        XCTAssertEqual(try Trodo.distinctID, anon, "the current user is untouched")
+        XCTAssertEqual(try Trodo.groups, [:])
     }
 
     func testUserBadInputAndManyThreads() throws {
