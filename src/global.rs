@@ -77,6 +77,10 @@ fn with_process<R>(f: impl FnOnce(&Process) -> R) -> R {
 /// The child's client, continuing the parent's; `None` (not initialized)
 /// when there was none, or init or shutdown was under way at the fork.
 fn continue_after_fork(parent: &Process) -> Option<Arc<Client>> {
+    #[cfg(test)]
+    if tests::PANIC_CONTINUING.load(Ordering::Acquire) {
+        panic!("injected: continuing after the fork failed");
+    }
     let client = parent.client.load_full()?;
     std::mem::forget(client.clone());
     match Client::continue_after_fork(&client) {
@@ -155,4 +159,35 @@ pub fn at_exit() {
         return;
     };
     client.persist_by(deadline);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    pub(super) static PANIC_CONTINUING: AtomicBool = AtomicBool::new(false);
+
+    #[test]
+    fn a_panic_while_continuing_after_a_fork_leaves_no_claim_behind() {
+        let dir = std::env::temp_dir().join(format!("trodo-global-{}", crate::util::new_id()));
+        let options = || Options {
+            storage_dir: Some(dir.clone()),
+            api_base: "http://127.0.0.1:9".into(), // never reached: nothing is tracked
+            ..Options::default()
+        };
+        init("site-global", options()).unwrap();
+        PANIC_CONTINUING.store(true, Ordering::Release);
+        // As a forked child's first call finds it (no real fork: the test
+        // harness's threads would not survive one).
+        process::after_fork_in_child(|_| {});
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(current().is_err()));
+        let answer = rx.recv_timeout(Duration::from_secs(10));
+        PANIC_CONTINUING.store(false, Ordering::Release);
+        assert_eq!(answer, Ok(true), "the call returned, not initialized");
+        // The generation's Process was made: init works in it.
+        init("site-global", options()).unwrap();
+        shutdown(Duration::from_secs(5)).unwrap();
+    }
 }

@@ -65,8 +65,31 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
+        #[cfg(all(test, target_os = "linux"))]
+        tests::note_dropped(self.fd);
         if let Some(slot) = self.slot {
             let _ = HELD[slot].compare_exchange(self.fd, -1, Ordering::AcqRel, Ordering::Acquire);
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// Each `Held` dropped on this thread: its descriptor, and whether
+        /// it was still open then.
+        static DROPPED: RefCell<Vec<(i32, bool)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    #[cfg(target_os = "linux")]
+    pub(crate) fn note_dropped(fd: i32) {
+        let open = std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists();
+        DROPPED.with(|d| d.borrow_mut().push((fd, open)));
+    }
+
+    pub(crate) fn dropped_held() -> Vec<(i32, bool)> {
+        DROPPED.with(|d| d.borrow().clone())
     }
 }

@@ -42,6 +42,12 @@ pub struct Segment {
 impl Segment {
     /// A new segment for this process.
     pub fn create(dir: &Path) -> Result<Segment> {
+        Segment::create_with(dir, |_| {})
+    }
+
+    /// As [`create`](Self::create); `between` runs after a lock file is
+    /// created and before it is locked (where another process may step in).
+    fn create_with(dir: &Path, between: impl Fn(&Path)) -> Result<Segment> {
         loop {
             let stem = format!(
                 "{PREFIX}-{}-{:08x}",
@@ -60,6 +66,7 @@ impl Segment {
                 .create_new(true)
                 .open(&path)
                 .map_err(|e| fail(&e))?;
+            between(&path);
             // Between creating and locking, another process may take the new,
             // still unlocked file for a stale one: it then holds the lock
             // (WouldBlock here) or has removed the file (no longer named).
@@ -178,4 +185,50 @@ fn still_named(lock: &File, path: &Path) -> io::Result<bool> {
 #[cfg(not(unix))]
 fn still_named(_lock: &File, path: &Path) -> io::Result<bool> {
     Ok(path.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn temp_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("trodo-segments-{}", crate::util::new_id()));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_new_lock_file_locked_by_another_process_first_is_left_to_it() {
+        // An adopter that lists the directory between our create and lock
+        // may lock the new file first: create takes a fresh name instead of
+        // failing init with a storage error.
+        let dir = temp_dir();
+        let taken: RefCell<Vec<(PathBuf, File)>> = RefCell::new(Vec::new());
+        let segment = Segment::create_with(&dir, |path| {
+            if taken.borrow().is_empty() {
+                let other = File::open(path).unwrap();
+                other.try_lock().unwrap(); // another open file: flock conflicts
+                taken.borrow_mut().push((path.to_path_buf(), other));
+            }
+        })
+        .expect("a fresh name, not an error");
+        let taken = taken.into_inner();
+        assert_eq!(taken.len(), 1);
+        assert_ne!(segment.file("lock"), taken[0].0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_segment_leaves_the_fork_set_before_its_descriptor_closes() {
+        let dir = temp_dir();
+        let segment = Segment::create(&dir).unwrap();
+        let fd = raw_fd(segment.lock.as_ref().unwrap());
+        drop(segment);
+        let seen = crate::process::tests::dropped_held();
+        assert!(
+            seen.contains(&(fd, true)),
+            "descriptor {fd} was still open when it left the set: {seen:?}"
+        );
+    }
 }
