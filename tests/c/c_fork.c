@@ -23,6 +23,7 @@
 #define ROUNDS 5
 #define WAIT_MS 30000
 #define CHILD_DEADLINE_S 60
+#define MAX_EVENTS_PER_THREAD 3000
 
 static volatile int stop_threads;
 static long tracked[THREADS], tracked_for_user[THREADS];
@@ -36,10 +37,14 @@ static void *busy(void *arg) {
     int t = (int)(size_t)arg;
     while (!stop_threads) {
         char *s;
-        if (trodo_track("busy", "{\"from\":\"parent\"}") == TRODO_OK) tracked[t]++;
-        else thread_failures[t]++;
-        if (trodo_user_track(server_user, "busy-user", NULL) == TRODO_OK) tracked_for_user[t]++;
-        else thread_failures[t]++;
+        /* Events up to a bound, so that a slow run (valgrind) does not queue
+           more than the parent can send in WAIT_MS; the other calls go on. */
+        if (tracked[t] < MAX_EVENTS_PER_THREAD) {
+            if (trodo_track("busy", "{\"from\":\"parent\"}") == TRODO_OK) tracked[t]++;
+            else thread_failures[t]++;
+            if (trodo_user_track(server_user, "busy-user", NULL) == TRODO_OK) tracked_for_user[t]++;
+            else thread_failures[t]++;
+        }
         if (trodo_set_group("active_team", "t1") != TRODO_OK) thread_failures[t]++;
         s = trodo_get_stats();
         if (s == NULL) thread_failures[t]++;
@@ -63,9 +68,12 @@ static void in_child(int round) {
     /* The parent's memberships, and "child-team" once the parent took up
        an earlier child's change (its own look at the state file). */
     groups = trodo_get_groups();
-    CHECK(groups != NULL &&
-          (strcmp(groups, "{\"active_team\":[\"t1\"],\"team\":[\"t1\"]}") == 0 ||
-           strcmp(groups, "{\"active_team\":[\"t1\"],\"team\":[\"t1\",\"child-team\"]}") == 0));
+    if (groups == NULL ||
+        (strcmp(groups, "{\"active_team\":[\"t1\"],\"team\":[\"t1\"]}") != 0 &&
+         strcmp(groups, "{\"active_team\":[\"t1\"],\"team\":[\"t1\",\"child-team\"]}") != 0)) {
+        fprintf(stderr, "child %d: unexpected groups %s\n", round, groups ? groups : "NULL");
+        harness_failures++;
+    }
     trodo_string_free(groups);
     snprintf(name, sizeof name, "child-%d", round);
     snprintf(props, sizeof props, "{\"round\":%d}", round);
@@ -154,6 +162,7 @@ int main(void) {
     CHECK_OK(harness_init("fork"));
     CHECK_OK(trodo_identify("parent-user"));
     CHECK_OK(trodo_add_group("team", "t1"));
+    CHECK_OK(trodo_set_group("active_team", "t1")); /* before the first fork */
     /* Answered before any child adds groups for the same user on the server
      * (the answer hydrates memberships). */
     CHECK_OK(trodo_flush(WAIT_MS));
