@@ -72,6 +72,13 @@
 typedef struct TrodoGroup TrodoGroup;
 
 /**
+ * One HTTP request for the host's transport to send; owned by libtrodo.
+ * Valid from the send call until `trodo_request_complete`, which frees it;
+ * its accessors may be called from any thread meanwhile.
+ */
+typedef struct TrodoRequest TrodoRequest;
+
+/**
  * A user that per-user (server mode) calls act for; free it with
  * `trodo_user_free`. Thread-safe: calls on one handle may come from several
  * threads at once and take effect one at a time, in the order they got
@@ -96,6 +103,15 @@ typedef void (*TrodoErrorCallback)(const char *message, void *user_data);
  * changes no function's ABI (a C enum's size is the compiler's choice).
  */
 typedef int32_t TrodoStatus;
+
+/**
+ * Called on a libtrodo delivery thread, once per HTTP request. The host
+ * sends it (at once, or later on any thread) and reports the outcome with
+ * `trodo_request_complete` exactly once. From inside the send function it
+ * may call the `trodo_request_*` functions (complete included), no other
+ * `trodo_*`. libtrodo holds none of its locks while it runs.
+ */
+typedef void (*TrodoSendFn)(struct TrodoRequest *request, void *user_data);
 
 #define TRODO_OK 0
 
@@ -448,6 +464,63 @@ TRODO_API TrodoStatus trodo_people_clear_charges(void);
  * Deletes the user's profile.
  */
 TRODO_API TrodoStatus trodo_people_delete_user(void);
+
+/**
+ * Sends every request through `send` instead of the built-in HTTP client.
+ * Call it before trodo_init (TRODO_ERR_ALREADY_INITIALIZED after it); it
+ * stays for later inits, and forked children keep it. NULL restores the
+ * built-in client. libtrodo keeps the queue, batching, gzip, order,
+ * retries, backoff, Retry-After and timeouts; one request is in flight at
+ * a time per delivery lane.
+ */
+TRODO_API TrodoStatus trodo_set_transport(TrodoSendFn send, void *user_data);
+
+/**
+ * The request's URL (the method is always POST). NULL for a NULL request.
+ */
+TRODO_API const char *trodo_request_url(const struct TrodoRequest *request);
+
+/**
+ * How many headers the request has.
+ */
+TRODO_API size_t trodo_request_header_count(const struct TrodoRequest *request);
+
+/**
+ * Header `index`'s name; NULL when `index` is out of range.
+ */
+TRODO_API const char *trodo_request_header_name(const struct TrodoRequest *request, size_t index);
+
+/**
+ * Header `index`'s value; NULL when `index` is out of range.
+ */
+TRODO_API const char *trodo_request_header_value(const struct TrodoRequest *request, size_t index);
+
+/**
+ * The body (JSON, gzip-compressed when a Content-Encoding header says so);
+ * its length goes to `*length` (when `length` is not NULL).
+ */
+TRODO_API const uint8_t *trodo_request_body(const struct TrodoRequest *request, size_t *length);
+
+/**
+ * How long libtrodo waits for the outcome before it counts the request as
+ * timed out (and retries it later); the request stays valid after that.
+ */
+TRODO_API uint32_t trodo_request_timeout_ms(const struct TrodoRequest *request);
+
+/**
+ * Reports the outcome and frees the request. `http_status`: the response's
+ * status, or 0 when none came (network error, timeout, cancelled).
+ * `retry_after`: the Retry-After header's value or NULL. `body`: the
+ * response body (copied; NULL with length 0 when none). A completion after
+ * the request's timeout, or after trodo_shutdown, is accepted and ignored.
+ * NULL `request` does nothing.
+ */
+TRODO_API
+void trodo_request_complete(struct TrodoRequest *request,
+                            int32_t http_status,
+                            const char *retry_after,
+                            const uint8_t *body,
+                            size_t length);
 
 /**
  * A handle for calls on behalf of the user `distinct_id`, for programs that

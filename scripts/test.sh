@@ -24,6 +24,9 @@ command -v valgrind >/dev/null || scripts/need-apt.sh valgrind
 command -v cc >/dev/null && command -v c++ >/dev/null || scripts/need-apt.sh gcc g++
 # The header is checked with clang as well as gcc (tests/header.rs).
 command -v clang >/dev/null || scripts/need-apt.sh clang
+# The host-transport C program sends through libcurl.
+[ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] ||
+    scripts/need-apt.sh libcurl4-openssl-dev
 export TRODO_REQUIRE_CLANG=1
 python3 -c "import venv, ensurepip" 2>/dev/null || scripts/need-apt.sh python3-venv
 
@@ -40,7 +43,7 @@ step "cargo test (Rust tests, header check, C harness + valgrind)"
 export TRODO_REQUIRE_VALGRIND=1
 run_logged cargo cargo test
 
-for extra in scripts/test-python.sh scripts/test-install.sh scripts/test-sanitizers.sh \
+for extra in scripts/test-no-http.sh scripts/test-python.sh scripts/test-install.sh scripts/test-sanitizers.sh \
     scripts/test-tsan.sh scripts/test-miri.sh scripts/test-fuzz.sh scripts/test-swift.sh; do
     if [ -x "$extra" ]; then
         step "$extra"
@@ -49,7 +52,7 @@ for extra in scripts/test-python.sh scripts/test-install.sh scripts/test-sanitiz
 done
 # cargo test and pytest close with "N passed"; XCTest with "Executed N tests"
 # (repeated per suite: the last one is the total).
-passed=$(cat "$logs"/cargo.log "$logs"/test-python.log "$logs"/test-install.log \
+passed=$(cat "$logs"/cargo.log "$logs"/test-no-http.log "$logs"/test-python.log "$logs"/test-install.log \
     "$logs"/test-sanitizers.log "$logs"/test-tsan.log "$logs"/test-miri.log "$logs"/test-fuzz.log 2>/dev/null |
     sed -n -E 's/.*(^|[^0-9])([0-9]+) passed.*/\2/p' | awk '{s+=$1} END {print s+0}')
 swift_passed=$(sed -n -E 's/.*Executed ([0-9]+) tests?, with 0 failures.*/\1/p' "$logs"/test-swift.log 2>/dev/null | tail -n1)

@@ -148,6 +148,12 @@ impl Client {
         state: Option<Published>,
     ) -> Result<Arc<Client>> {
         validate::name(site_id, "site_id")?;
+        if !cfg!(feature = "http") && options.transport.is_none() {
+            return Err(Error::invalid_argument(
+                "this libtrodo was built without its HTTP client (--no-default-features): call \
+                 trodo_set_transport before trodo_init",
+            ));
+        }
         let dir = match &options.storage_dir {
             Some(d) => d.clone(),
             None => default_storage_dir(site_id)?,
@@ -198,6 +204,8 @@ impl Client {
                 adopt_at_start: !forked_child,
                 registrations_join_batches: false,
                 opted_out: state.opt_out,
+                proxy: options.proxy.clone(),
+                host: options.transport.clone(),
             },
             options.user_lanes as usize,
             diag.clone(),

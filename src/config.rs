@@ -48,6 +48,13 @@ pub struct Options {
     /// Not settable from JSON: how many users' server-session registrations
     /// a client remembers (least recently used forgotten first).
     pub remembered_users: usize,
+    /// The built-in client's proxy (`"http://..."`, `"https://..."`,
+    /// `"socks5://..."`, credentials allowed): `None` takes the environment's
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`), `""` none.
+    pub proxy: Option<String>,
+    /// Not settable from JSON: the host's send function in place of the
+    /// built-in HTTP client (`trodo_set_transport`).
+    pub transport: Option<crate::delivery::transport::HostSender>,
 }
 
 impl Default for Options {
@@ -70,6 +77,8 @@ impl Default for Options {
             retry: RetryPolicy::default(),
             memory_queue_bytes: 4 * 1024 * 1024,
             remembered_users: DEFAULT_REMEMBERED_USERS,
+            proxy: None,
+            transport: None,
         }
     }
 }
@@ -103,6 +112,7 @@ impl Options {
                 "gzip" => o.gzip = boolean(key, value)?,
                 "app_version" => o.app_version = opt_string(key, value)?,
                 "ca_file" => o.ca_file = opt_string(key, value)?.map(PathBuf::from),
+                "proxy" => o.proxy = Some(proxy(value)?),
                 "debug" => o.debug = boolean(key, value)?,
                 "user_lanes" => {
                     o.user_lanes = match value.as_u64() {
@@ -128,7 +138,7 @@ pub const DEFAULT_USER_LANES: u32 = 4;
 pub const DEFAULT_REMEMBERED_USERS: usize = 10_000;
 const MAX_USER_LANES: u64 = 16;
 
-const KNOWN_KEYS: [&str; 14] = [
+const KNOWN_KEYS: [&str; 15] = [
     "api_base",
     "storage_dir",
     "flush_at",
@@ -141,9 +151,39 @@ const KNOWN_KEYS: [&str; 14] = [
     "gzip",
     "app_version",
     "ca_file",
+    "proxy",
     "debug",
     "user_lanes",
 ];
+
+/// `"proxy"`: `""` (none), or `scheme://[user:password@]host[:port]` with
+/// an http, https or socks5 scheme.
+fn proxy(value: &Value) -> Result<String> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| wrong("proxy", "a string", value))?;
+    if text.is_empty() {
+        return Ok(String::new());
+    }
+    let host = ["http://", "https://", "socks5://", "socks5h://"]
+        .iter()
+        .find_map(|scheme| text.strip_prefix(scheme))
+        .map(|rest| {
+            rest.rsplit('@')
+                .next()
+                .unwrap_or(rest)
+                .trim_end_matches('/')
+        })
+        .filter(|host| !host.is_empty() && !host.contains(['/', ' ']));
+    match host {
+        Some(_) => Ok(text.to_string()),
+        None => Err(wrong(
+            "proxy",
+            "\"\" or a URL such as \"http://host:port\" or \"socks5://host:port\"",
+            value,
+        )),
+    }
+}
 
 fn wrong(key: &str, expected: &str, got: &Value) -> Error {
     Error::invalid_json(format!(

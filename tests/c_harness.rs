@@ -26,6 +26,7 @@ const C_PROGRAMS: &[&str] = &[
     "c_exit",
     "c_users",
     "c_late",
+    "c_transport",
 ];
 const CXX_PROGRAMS: &[&str] = &["c_cxx"];
 const WARNINGS: &[&str] = &["-Wall", "-Wextra", "-Werror", "-pedantic"];
@@ -160,6 +161,11 @@ fn built() -> &'static PathBuf {
                     "-lm",
                     &rpath,
                 ]);
+                // The host transport's program sends through libcurl
+                // (libcurl4-openssl-dev; scripts/test.sh installs it).
+                if *name == "c_transport" {
+                    args.push("-lcurl");
+                }
                 compile(compiler, &args)?;
             }
         }
@@ -273,6 +279,13 @@ fn run(name: &str, under_valgrind: bool) {
     if name == "c_identify" {
         server.set_identify_delay(Duration::from_millis(300));
     }
+    if name == "c_transport" {
+        // The retry cases: the first request fails, the second is paused.
+        server.script_faults([
+            support::Fault::Status(503),
+            support::Fault::RetryAfter(429, "1".into()),
+        ]);
+    }
     let storage = work.join("storage");
     std::fs::create_dir_all(&storage).unwrap();
 
@@ -294,6 +307,17 @@ fn run(name: &str, under_valgrind: bool) {
     } else {
         Command::new(&exe)
     };
+    // cargo test puts target/<profile> on the loader path, which comes
+    // before a program's RUNPATH: the library under test must come first.
+    let loader_path = match std::env::var_os("LD_LIBRARY_PATH") {
+        Some(rest) => {
+            let mut dirs = vec![lib_dir()];
+            dirs.extend(std::env::split_paths(&rest));
+            std::env::join_paths(dirs).expect("loader path")
+        }
+        None => lib_dir().into_os_string(),
+    };
+    cmd.env("LD_LIBRARY_PATH", loader_path);
     cmd.env("TRODO_TEST_API", server.url())
         .env("TRODO_TEST_LOG", &log)
         .env("TRODO_TEST_DIR", &storage);
@@ -333,8 +357,19 @@ macro_rules! harness_tests {
 }
 
 harness_tests!(
-    c_delivery, c_groups, c_profile, c_errors, c_persist, c_identify, c_threads, c_fork, c_exit,
-    c_users, c_late, c_cxx
+    c_delivery,
+    c_groups,
+    c_profile,
+    c_errors,
+    c_persist,
+    c_identify,
+    c_threads,
+    c_fork,
+    c_exit,
+    c_users,
+    c_late,
+    c_transport,
+    c_cxx
 );
 
 #[test]

@@ -42,6 +42,10 @@ pub struct Config {
     pub registrations_join_batches: bool,
     /// Opted out at start (see [`super::Delivery::set_opted_out`]).
     pub opted_out: bool,
+    /// The built-in client's proxy: `None` the environment's, `""` none.
+    pub proxy: Option<String>,
+    /// The host's send function, in place of the built-in client.
+    pub host: Option<super::transport::HostSender>,
 }
 
 impl Config {

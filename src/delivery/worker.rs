@@ -10,7 +10,7 @@ use crate::sync::MutexGuard;
 
 use super::policy::{self, Verdict};
 use super::queue::{Item, Queue};
-use super::transport::Transport;
+use super::transport::{Settings, Transport};
 use super::{Config, DropReason, Outcome, Shared, Tag};
 use crate::wire;
 
@@ -78,10 +78,15 @@ pub(super) fn run(s: &Shared) {
     yield_to_the_app();
     // Loading the system's trust store is file I/O: done here, not in init.
     let transport = Transport::new(
-        &s.config.api_base,
-        &s.config.site_id,
-        s.config.timeout,
-        s.config.ca_file.as_deref(),
+        Settings {
+            api_base: &s.config.api_base,
+            site_id: &s.config.site_id,
+            timeout: s.config.timeout,
+            ca_file: s.config.ca_file.as_deref(),
+            proxy: s.config.proxy.as_deref(),
+            host: s.config.host.as_ref(),
+            stop: &s.stop,
+        },
         &s.diag,
     );
     let mut retry = Retry::default();
@@ -111,7 +116,7 @@ const AFTER_PANIC: Duration = Duration::from_secs(1);
 
 /// One turn of the worker: waits for the next batch, sends it and applies
 /// the answer. False when stopping.
-fn send_next(s: &Shared, transport: &Transport, retry: &mut Retry) -> bool {
+fn send_next(s: &Shared, transport: &Transport<'_>, retry: &mut Retry) -> bool {
     #[cfg(test)]
     tests::maybe_panic(&s.config);
     let tell = |tag: Tag, outcome: Outcome<'_>| {
@@ -470,6 +475,8 @@ mod tests {
             adopt_at_start: false,
             registrations_join_batches: false,
             opted_out: false,
+            proxy: None,
+            host: None,
         };
         let diag = Arc::new(Diagnostics::new(false));
         let d = Delivery::start(config, diag.clone(), Arc::new(|_, _| {})).unwrap();

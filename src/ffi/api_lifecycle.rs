@@ -36,10 +36,11 @@ pub unsafe extern "C" fn trodo_init(
     guard::status(|| {
         hooks::install();
         let site_id = args::string(site_id, "site_id")?;
-        let options = match args::opt_string(options_json, "options_json")? {
+        let mut options = match args::opt_string(options_json, "options_json")? {
             Some(text) => Options::from_json(text)?,
             None => Options::default(),
         };
+        options.transport = super::api_transport::current_transport();
         global::init(site_id, options)
     })
 }

@@ -38,12 +38,14 @@ mod api_delivery;
 mod api_groups;
 mod api_lifecycle;
 mod api_people;
+mod api_transport;
 mod api_users;
 
 pub use api_delivery::*;
 pub use api_groups::*;
 pub use api_lifecycle::*;
 pub use api_people::*;
+pub use api_transport::*;
 pub use api_users::*;
 pub use handle::{TrodoGroup, TrodoUser};
 pub use status::*;

@@ -1,40 +1,25 @@
-//! One HTTP POST to the Trodo API, and nothing else: no retries, no queue.
-//! HTTPS is verified against the system's trust store (so corporate CAs
-//! work) plus an optional `ca_file`.
+//! The built-in HTTP client (ureq, rustls): one POST, nothing else. HTTPS is
+//! verified against the system's trust store (so corporate CAs work) plus an
+//! optional `ca_file`. Proxies: the `"proxy"` option, else the environment.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use crate::sync::Mutex;
-
 use crate::diag::Diagnostics;
+use crate::sync::Mutex;
 use crate::wire::header;
 
-/// Bodies larger than this are gzip-compressed (`docs/wire-protocol.md`).
-pub const GZIP_ABOVE: usize = 8 * 1024;
+use super::{reply_body, Reply, MAX_REPLY_BYTES};
 
-/// A server's answer.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    /// The JSON body; a body that is not a JSON object reads as `{}`.
-    pub body: Value,
-    pub retry_after: Option<String>,
-}
-
-/// Largest response body read; Trodo's answers are small.
-const MAX_REPLY_BYTES: u64 = 1 << 20;
-
-pub struct Transport {
+pub(super) struct Client {
     agent: ureq::Agent,
-    api_base: String,
-    site_id: String,
+    /// A `"proxy"` option ureq could not use: every request fails with it,
+    /// rather than bypass the proxy the host asked for.
+    broken_proxy: Option<String>,
 }
 
 /// The system's roots plus those in `ca_file`; problems are reported. No
@@ -77,14 +62,16 @@ fn root_certs(ca_file: Option<&Path>, diag: &Diagnostics) -> RootCerts {
     RootCerts::from(certs)
 }
 
-impl Transport {
-    pub fn new(
+impl Client {
+    /// `proxy`: `None` takes the environment's (`HTTPS_PROXY`, `NO_PROXY`...),
+    /// `Some("")` none, else that proxy.
+    pub(super) fn new(
         api_base: &str,
-        site_id: &str,
         timeout: Duration,
         ca_file: Option<&Path>,
+        proxy: Option<&str>,
         diag: &Diagnostics,
-    ) -> Transport {
+    ) -> Client {
         let tls = if api_base.starts_with("https://") {
             TlsConfig::builder()
                 .root_certs(root_certs(ca_file, diag))
@@ -92,39 +79,56 @@ impl Transport {
         } else {
             TlsConfig::default()
         };
+        let mut broken_proxy = None;
+        let proxy = match proxy {
+            None => ureq::Proxy::try_from_env(),
+            Some("") => None,
+            Some(url) => match ureq::Proxy::new(url) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let problem = format!("the \"proxy\" option {url:?} cannot be used: {e}");
+                    diag.report(problem.clone());
+                    broken_proxy = Some(problem);
+                    None
+                }
+            },
+        };
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .user_agent(crate::wire::user_agent())
             .tls_config(tls)
+            .proxy(proxy)
             .build();
         let agent =
             ureq::Agent::with_parts(config, DefaultConnector::new(), CachedResolver::default());
-        Transport {
+        Client {
             agent,
-            api_base: api_base.to_string(),
-            site_id: site_id.to_string(),
+            broken_proxy,
         }
     }
 
-    /// POSTs a JSON `body` to `path`, gzip-compressed when `gzip` and larger
-    /// than [`GZIP_ABOVE`]. `Err` is a network error or timeout.
-    pub fn post(&self, path: &str, body: Vec<u8>, gzip: bool) -> Result<Reply, String> {
-        let url = format!("{}{}", self.api_base, path);
+    /// POSTs `body` (already compressed when `gzipped`) to `url`. `Err` is a
+    /// network error or timeout.
+    pub(super) fn post(
+        &self,
+        url: &str,
+        site_id: &str,
+        body: &[u8],
+        gzipped: bool,
+    ) -> Result<Reply, String> {
+        if let Some(problem) = &self.broken_proxy {
+            return Err(problem.clone());
+        }
         let mut request = self
             .agent
-            .post(&url)
+            .post(url)
             .header(header::CONTENT_TYPE, header::JSON)
-            .header(header::SITE_ID, &self.site_id);
-        let body = if gzip && body.len() > GZIP_ABOVE {
+            .header(header::SITE_ID, site_id);
+        if gzipped {
             request = request.header(header::CONTENT_ENCODING, header::GZIP);
-            compress(&body).map_err(|e| format!("gzip: {e}"))?
-        } else {
-            body
-        };
-        let mut resp = request
-            .send(&body[..])
-            .map_err(|e| format!("POST {url}: {e}"))?;
+        }
+        let mut resp = request.send(body).map_err(|e| format!("POST {url}: {e}"))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -137,13 +141,9 @@ impl Transport {
             .limit(MAX_REPLY_BYTES)
             .read_to_vec()
             .unwrap_or_default();
-        let body = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => Value::Object(Default::default()),
-        };
         Ok(Reply {
             status,
-            body,
+            body: reply_body(&bytes),
             retry_after,
         })
     }
@@ -183,13 +183,4 @@ impl Resolver for CachedResolver {
         *self.last.lock() = Some((key, Instant::now(), addrs.clone()));
         Ok(addrs)
     }
-}
-
-fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(body)?;
-    enc.finish()
 }
