@@ -14,7 +14,7 @@ import math
 import os
 import threading
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._convert import JsonValue, Properties, _bytes, _json, _json_array, _json_object, _ms, _take_string
 from ._errors import (
@@ -22,7 +22,7 @@ from ._errors import (
     NotInitializedError, StorageError, TrodoError, TrodoTimeoutError, _check, _raise,
 )
 from ._handles import Group, User
-from ._lib import ERROR_CALLBACK, LibraryNotFoundError, load
+from ._lib import ERROR_CALLBACK, SEND_FN, LibraryNotFoundError, load
 from ._types import DroppedByReason, InitOptions, Stats
 from ._version import __version__
 
@@ -46,7 +46,12 @@ _exit_flush_timeout = 2.0
 _exit_hooks_installed = False
 
 
-def init(site_id: str, exit_flush_timeout: float = 2.0, **options: Unpack[InitOptions]) -> None:
+def init(
+    site_id: str,
+    exit_flush_timeout: float = 2.0,
+    transport: Optional[Transport] = None,
+    **options: Unpack[InitOptions],
+) -> None:
     """Starts the client. ``options`` are the C API's option keys, e.g.
     ``api_base``, ``storage_dir``, ``timeout_ms``, ``durability``, ``debug``.
 
@@ -54,14 +59,65 @@ def init(site_id: str, exit_flush_timeout: float = 2.0, **options: Unpack[InitOp
     fork ends) what was tracked is sent for at most ``exit_flush_timeout``
     seconds, then the client shuts down; what is left stays on disk for the
     next run or another live process on the same storage directory. ``0``
-    sends nothing at exit (everything is still kept on disk)."""
+    sends nothing at exit (everything is still kept on disk).
+
+    ``transport``, when given, sends every request in place of the built-in
+    HTTP client: ``transport(url, headers, body, timeout_s)`` POSTs ``body``
+    (bytes) and returns ``(status, retry_after, response_body)``, status 0
+    when no response came. It runs on libtrodo's delivery thread (holding
+    the GIL only while it runs); libtrodo keeps the queue, retries and
+    backoff. An exception it raises counts as no response."""
     global _exit_flush_timeout
     if not isinstance(exit_flush_timeout, (int, float)) or not 0 <= exit_flush_timeout < math.inf:
         raise ValueError(f"exit_flush_timeout must be a number of seconds >= 0, got {exit_flush_timeout!r}")
+    if transport is not None and not callable(transport):
+        raise TypeError(f"transport must be callable, got {transport!r}")
     opts = _json(options, "options") if options else None
-    _check(load().trodo_init(_bytes(site_id), opts))
+    lib = load()
+    # Before init, and for every init: none restores the built-in client.
+    send = _send_through(transport) if transport is not None else SEND_FN()
+    _check(lib.trodo_set_transport(send, None))
+    if transport is not None:
+        # Kept for the life of the process: a client left stopping by a timed
+        # out shutdown may still call it.
+        _transports.append(send)
+    _check(lib.trodo_init(_bytes(site_id), opts))
     _exit_flush_timeout = float(exit_flush_timeout)
     _install_exit_hooks()
+
+
+Transport = Callable[[str, Dict[str, str], bytes, float], Tuple[int, Optional[str], bytes]]
+_transports: List[Any] = []
+
+
+def _send_through(transport: Transport) -> Any:
+    """The C send function for ``transport``: reads the request, calls it,
+    and completes the request with what it returned (at once, on the
+    delivery thread)."""
+
+    def send(request: int, _user_data: Optional[int]) -> None:
+        lib = load()
+        status, retry_after, body = 0, None, b""
+        try:
+            url = lib.trodo_request_url(request).decode("utf-8")
+            headers = {
+                lib.trodo_request_header_name(request, i).decode("utf-8"):
+                    lib.trodo_request_header_value(request, i).decode("utf-8")
+                for i in range(lib.trodo_request_header_count(request))
+            }
+            length = ctypes.c_size_t()
+            data = ctypes.string_at(lib.trodo_request_body(request, ctypes.byref(length)), length.value)
+            timeout = lib.trodo_request_timeout_ms(request) / 1000.0
+            status, retry_after, body = transport(url, headers, data, timeout)
+            body = bytes(body or b"")
+        except Exception as e:  # must not unwind into C: no response
+            warnings.warn("trodo_native transport raised %r; counted as no response" % (e,), RuntimeWarning)
+            status, retry_after, body = 0, None, b""
+        lib.trodo_request_complete(
+            request, int(status), None if retry_after is None else str(retry_after).encode("ascii", "replace"),
+            body, len(body))
+
+    return SEND_FN(send)
 
 
 def _at_exit() -> None:

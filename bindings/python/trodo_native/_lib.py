@@ -60,6 +60,9 @@ c_size_t = ctypes.c_size_t
 # void (*TrodoErrorCallback)(const char *message, void *user_data)
 ERROR_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
 
+# void (*TrodoSendFn)(TrodoRequest *request, void *user_data)
+SEND_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+
 # name: (argtypes, restype). Returned `char *`
 # strings are declared c_void_p so the pointer survives to be freed.
 SIGNATURES = {
@@ -125,6 +128,15 @@ SIGNATURES = {
     "trodo_set_error_callback": ([ERROR_CALLBACK, c_void_p], None),
     "trodo_set_opt_out": ([ctypes.c_bool], status),
     "trodo_is_opted_out": ([], ctypes.c_bool),
+    "trodo_get_opt_out": ([ctypes.POINTER(ctypes.c_bool)], status),
+    "trodo_set_transport": ([SEND_FN, c_void_p], status),
+    "trodo_request_url": ([c_void_p], c_char_p),
+    "trodo_request_header_count": ([c_void_p], c_size_t),
+    "trodo_request_header_name": ([c_void_p, c_size_t], c_char_p),
+    "trodo_request_header_value": ([c_void_p, c_size_t], c_char_p),
+    "trodo_request_body": ([c_void_p, ctypes.POINTER(c_size_t)], c_void_p),
+    "trodo_request_timeout_ms": ([c_void_p], c_uint32),
+    "trodo_request_complete": ([c_void_p, ctypes.c_int32, c_char_p, c_char_p, c_size_t], None),
 }
 
 _lib: Optional[ctypes.CDLL] = None

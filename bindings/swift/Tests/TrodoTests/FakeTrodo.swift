@@ -14,6 +14,8 @@ final class FakeTrodo: @unchecked Sendable {
     struct Request {
         let path: String
         let body: [String: Any]
+        /// Lowercased names.
+        var headers: [String: String] = [:]
     }
 
     private let lock = NSLock()
@@ -109,10 +111,14 @@ final class FakeTrodo: @unchecked Sendable {
             let lines = head.components(separatedBy: "\r\n")
             let path = lines.first?.split(separator: " ").dropFirst().first.map(String.init) ?? ""
             var length = 0
+            var headers: [String: String] = [:]
             for line in lines.dropFirst() {
                 let parts = line.split(separator: ":", maxSplits: 1)
-                if parts.count == 2, parts[0].lowercased() == "content-length" {
-                    length = Int(parts[1].trimmingCharacters(in: .whitespaces)) ?? 0
+                guard parts.count == 2 else { continue }
+                let value = parts[1].trimmingCharacters(in: .whitespaces)
+                headers[parts[0].lowercased()] = value
+                if parts[0].lowercased() == "content-length" {
+                    length = Int(value) ?? 0
                 }
             }
             let bodyStart = headerEnd! + 4
@@ -122,7 +128,7 @@ final class FakeTrodo: @unchecked Sendable {
             let raw = Data(buffer[bodyStart..<bodyStart + length])
             buffer.removeFirst(bodyStart + length)
             let body = (try? JSONSerialization.jsonObject(with: raw)) as? [String: Any] ?? [:]
-            let (answer, wait) = handle(path, body)
+            let (answer, wait) = handle(path, body, headers)
             if wait > 0 { Thread.sleep(forTimeInterval: wait) }
             let data = (try? JSONSerialization.data(withJSONObject: answer)) ?? Data("{}".utf8)
             var reply = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(data.count)\r\n\r\n".utf8)
@@ -131,10 +137,10 @@ final class FakeTrodo: @unchecked Sendable {
         }
     }
 
-    private func handle(_ path: String, _ body: [String: Any]) -> ([String: Any], TimeInterval) {
+    private func handle(_ path: String, _ body: [String: Any], _ headers: [String: String]) -> ([String: Any], TimeInterval) {
         lock.lock()
         defer { lock.unlock() }
-        recorded.append(Request(path: path, body: body))
+        recorded.append(Request(path: path, body: body, headers: headers))
         let user = body["userId"] as? String ?? ""
         let key = body["groupKey"] as? String ?? ""
         let ids: [String] = (body["groupId"] as? [String]) ?? [(body["groupId"] as? String) ?? ""]

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import XCTest
 
 @testable import Trodo
@@ -281,6 +284,38 @@ final class TrodoTests: XCTestCase {
         XCTAssertLessThan(markerRan, 1.5, "a task ran while \(waiting) flushes waited")
         try await Trodo.shutdown(timeout: 10)
         XCTAssertEqual(status { try Trodo.flush() }, .notInitialized)
+    }
+
+    func testURLSessionTransportSendsEverything() throws {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpAdditionalHeaders = ["X-Sent-By": "URLSession"]
+        let session = URLSession(configuration: configuration)
+        try Trodo.initialize(
+            siteID: "site-swift",
+            options: TrodoOptions(apiBase: server.url, storageDirectory: dir.path, persistInterval: 0.01,
+                                  gzip: false),
+            transport: .urlSession(session))
+        XCTAssertEqual(status { try Trodo.setTransport(.builtIn) }, .alreadyInitialized)
+        try Trodo.identify("user-u")
+        try Trodo.addGroup("team", id: "t1")
+        try Trodo.track("through_urlsession", properties: ["n": 1])
+        try Trodo.flush()
+        let event = try XCTUnwrap(server.event("through_urlsession"))
+        XCTAssertEqual(event["user_id"] as? String, "user-u")
+        let requests = server.requests
+        XCTAssertFalse(requests.isEmpty)
+        for request in requests {
+            XCTAssertEqual(request.headers["x-sent-by"], "URLSession", request.path)
+            XCTAssertEqual(request.headers["x-trodo-site-id"], "site-swift", request.path)
+        }
+        try Trodo.shutdown()
+        // Back to the built-in client for the next start.
+        try Trodo.setTransport(.builtIn)
+        try start("b")
+        try Trodo.track("built_in")
+        try Trodo.flush()
+        XCTAssertNotNil(server.event("built_in"))
+        XCTAssertNil(server.requests.last?.headers["x-sent-by"])
     }
 
     func testStatsHaveEveryField() throws {
