@@ -338,11 +338,71 @@ fn caller_costs(calls: usize, row: &mut impl FnMut(&str, String)) {
     shutdown(60_000);
 }
 
-/// 3: delivery throughput, gzip on and off.
+/// A host transport that answers at once: it POSTs the request to the
+/// sink itself, on one kept-alive connection, and completes it inside the
+/// send call (what a C transport with a blocking HTTP client does).
+unsafe extern "C" fn send_at_once(request: *mut TrodoRequest, _user_data: *mut std::ffi::c_void) {
+    thread_local! {
+        static CONN: std::cell::RefCell<Option<(String, TcpStream, BufReader<TcpStream>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    // SAFETY (this function): `request` is live until completed below.
+    let url = unsafe { std::ffi::CStr::from_ptr(trodo_request_url(request)) }
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (host, path) = url.trim_start_matches("http://").split_once('/').unwrap();
+    let mut head = format!("POST /{path} HTTP/1.1\r\nHost: {host}\r\n");
+    for i in 0..unsafe { trodo_request_header_count(request) } {
+        let name = unsafe { std::ffi::CStr::from_ptr(trodo_request_header_name(request, i)) };
+        let value = unsafe { std::ffi::CStr::from_ptr(trodo_request_header_value(request, i)) };
+        head += &format!(
+            "{}: {}\r\n",
+            name.to_str().unwrap(),
+            value.to_str().unwrap()
+        );
+    }
+    let mut length = 0usize;
+    let body =
+        unsafe { std::slice::from_raw_parts(trodo_request_body(request, &mut length), length) };
+    head += &format!("Content-Length: {length}\r\n\r\n");
+    let status = CONN.with(|conn| {
+        let mut conn = conn.borrow_mut();
+        if conn.as_ref().is_none_or(|(h, _, _)| h != host) {
+            let stream = TcpStream::connect(host).unwrap();
+            stream.set_nodelay(true).unwrap();
+            let reader = BufReader::new(stream.try_clone().unwrap());
+            *conn = Some((host.to_string(), stream, reader));
+        }
+        let (_, stream, reader) = conn.as_mut().unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        // The status line parses as a request line: its "path" is the status.
+        let (code, _, _) = support::read_request(reader).unwrap();
+        code.parse::<i32>().unwrap()
+    });
+    let answer = b"{}";
+    unsafe {
+        trodo_request_complete(
+            request,
+            status,
+            std::ptr::null(),
+            answer.as_ptr(),
+            answer.len(),
+        )
+    };
+}
+
+/// 3: delivery throughput, gzip on and off, and through a host transport.
 fn throughput(scale: usize, row: &mut impl FnMut(&str, String)) {
-    for gzip in [true, false] {
+    for (gzip, host) in [(true, false), (false, false), (true, true)] {
         let server = sink();
         let dir = temp_dir("throughput");
+        if host {
+            // SAFETY: a send function of the right signature; not initialized.
+            let status = unsafe { trodo_set_transport(Some(send_at_once), std::ptr::null_mut()) };
+            assert_eq!(status, trodo::ffi::status::TRODO_OK);
+        }
         init(
             &server.url,
             &dir,
@@ -368,11 +428,17 @@ fn throughput(scale: usize, row: &mut impl FnMut(&str, String)) {
             panic!("the server counted {got} of {n} events; stats: {text}");
         }
         let secs = start.elapsed().as_secs_f64();
+        let how = if host { ", host transport" } else { "" };
         row(
-            &format!("delivery throughput, gzip {gzip} (events/s)"),
+            &format!("delivery throughput, gzip {gzip}{how} (events/s)"),
             format!("{:.0}", n as f64 / secs),
         );
         shutdown(10_000);
+        if host {
+            // SAFETY: NULL restores the built-in client; not initialized.
+            let status = unsafe { trodo_set_transport(None, std::ptr::null_mut()) };
+            assert_eq!(status, trodo::ffi::status::TRODO_OK);
+        }
     }
 }
 
