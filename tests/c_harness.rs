@@ -188,6 +188,9 @@ fn built() -> &'static PathBuf {
             let exe = out.join(format!("readme_{i}")).display().to_string();
             let mut args = c_flags.clone();
             args.extend([&src, "-o", &exe, &link_dir, "-ltrodo", &rpath]);
+            if program.contains("<curl/curl.h>") {
+                args.push("-lcurl"); // the Transport section's libcurl example
+            }
             compile(&cc, &args).map_err(|e| format!("README program {i}:\n{program}\n{e}"))?;
         }
         Ok(out)
