@@ -42,111 +42,109 @@ fn pipe(a: TcpStream, b: TcpStream) {
     let _ = up.join();
 }
 
-/// An HTTP proxy that tunnels CONNECT requests; returns its port.
-fn connect_proxy(seen: Arc<Seen>) -> u16 {
+/// Listens on 127.0.0.1, handling each connection on a thread of its own;
+/// returns the port.
+fn listen(seen: Arc<Seen>, handle: fn(TcpStream, &Seen)) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
         for client in listener.incoming().map_while(Result::ok) {
             let seen = seen.clone();
-            thread::spawn(move || {
-                let mut reader = BufReader::new(client.try_clone().unwrap());
-                let mut first = String::new();
-                reader.read_line(&mut first).unwrap();
-                let mut auth = None;
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    if line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        if name.eq_ignore_ascii_case("proxy-authorization") {
-                            auth = Some(value.trim().to_string());
-                        }
-                    }
-                }
-                let mut words = first.split_whitespace();
-                let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-                let mut client = client;
-                if method != "CONNECT" {
-                    let _ = client.write_all(b"HTTP/1.1 405 Only CONNECT\r\n\r\n");
-                    return;
-                }
-                seen.0.lock().unwrap().push((target.to_string(), auth));
-                let upstream = TcpStream::connect(target).unwrap();
-                client
-                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .unwrap();
-                pipe(client, upstream);
-            });
+            thread::spawn(move || handle(client, &seen));
         }
     });
     port
 }
 
+/// An HTTP proxy that tunnels CONNECT requests; returns its port.
+fn connect_proxy(seen: Arc<Seen>) -> u16 {
+    listen(seen, |client, seen| {
+        let mut reader = BufReader::new(client.try_clone().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        let mut auth = None;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("proxy-authorization") {
+                    auth = Some(value.trim().to_string());
+                }
+            }
+        }
+        let mut words = first.split_whitespace();
+        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let mut client = client;
+        if method != "CONNECT" {
+            let _ = client.write_all(b"HTTP/1.1 405 Only CONNECT\r\n\r\n");
+            return;
+        }
+        seen.0.lock().unwrap().push((target.to_string(), auth));
+        let upstream = TcpStream::connect(target).unwrap();
+        client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .unwrap();
+        pipe(client, upstream);
+    })
+}
+
 /// A SOCKS5 proxy (RFC 1928; user name and password per RFC 1929 when the
 /// client offers them); returns its port.
 fn socks5_proxy(seen: Arc<Seen>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for client in listener.incoming().map_while(Result::ok) {
-            let seen = seen.clone();
-            thread::spawn(move || {
-                let mut c = client;
-                let mut buf = [0u8; 2];
-                c.read_exact(&mut buf).unwrap();
-                let mut methods = vec![0u8; buf[1] as usize];
-                c.read_exact(&mut methods).unwrap();
-                let mut user = None;
-                if methods.contains(&2) {
-                    c.write_all(&[5, 2]).unwrap();
-                    let mut ver_len = [0u8; 2];
-                    c.read_exact(&mut ver_len).unwrap();
-                    let mut name = vec![0u8; ver_len[1] as usize];
-                    c.read_exact(&mut name).unwrap();
-                    let mut plen = [0u8; 1];
-                    c.read_exact(&mut plen).unwrap();
-                    let mut password = vec![0u8; plen[0] as usize];
-                    c.read_exact(&mut password).unwrap();
-                    user = Some(format!(
-                        "{}:{}",
-                        String::from_utf8_lossy(&name),
-                        String::from_utf8_lossy(&password)
-                    ));
-                    c.write_all(&[1, 0]).unwrap();
-                } else {
-                    c.write_all(&[5, 0]).unwrap();
-                }
-                let mut head = [0u8; 4];
-                c.read_exact(&mut head).unwrap();
-                let host = match head[3] {
-                    1 => {
-                        let mut ip = [0u8; 4];
-                        c.read_exact(&mut ip).unwrap();
-                        std::net::Ipv4Addr::from(ip).to_string()
-                    }
-                    3 => {
-                        let mut len = [0u8; 1];
-                        c.read_exact(&mut len).unwrap();
-                        let mut name = vec![0u8; len[0] as usize];
-                        c.read_exact(&mut name).unwrap();
-                        String::from_utf8_lossy(&name).into_owned()
-                    }
-                    other => panic!("address type {other} not expected here"),
-                };
-                let mut port = [0u8; 2];
-                c.read_exact(&mut port).unwrap();
-                let target = format!("{host}:{}", u16::from_be_bytes(port));
-                seen.0.lock().unwrap().push((target.clone(), user));
-                let upstream = TcpStream::connect(&target).unwrap();
-                c.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
-                pipe(c, upstream);
-            });
+    listen(seen, |client, seen| {
+        let mut c = client;
+        let mut buf = [0u8; 2];
+        c.read_exact(&mut buf).unwrap();
+        let mut methods = vec![0u8; buf[1] as usize];
+        c.read_exact(&mut methods).unwrap();
+        let mut user = None;
+        if methods.contains(&2) {
+            c.write_all(&[5, 2]).unwrap();
+            let mut ver_len = [0u8; 2];
+            c.read_exact(&mut ver_len).unwrap();
+            let mut name = vec![0u8; ver_len[1] as usize];
+            c.read_exact(&mut name).unwrap();
+            let mut plen = [0u8; 1];
+            c.read_exact(&mut plen).unwrap();
+            let mut password = vec![0u8; plen[0] as usize];
+            c.read_exact(&mut password).unwrap();
+            user = Some(format!(
+                "{}:{}",
+                String::from_utf8_lossy(&name),
+                String::from_utf8_lossy(&password)
+            ));
+            c.write_all(&[1, 0]).unwrap();
+        } else {
+            c.write_all(&[5, 0]).unwrap();
         }
-    });
-    port
+        let mut head = [0u8; 4];
+        c.read_exact(&mut head).unwrap();
+        let host = match head[3] {
+            1 => {
+                let mut ip = [0u8; 4];
+                c.read_exact(&mut ip).unwrap();
+                std::net::Ipv4Addr::from(ip).to_string()
+            }
+            3 => {
+                let mut len = [0u8; 1];
+                c.read_exact(&mut len).unwrap();
+                let mut name = vec![0u8; len[0] as usize];
+                c.read_exact(&mut name).unwrap();
+                String::from_utf8_lossy(&name).into_owned()
+            }
+            other => panic!("address type {other} not expected here"),
+        };
+        let mut port = [0u8; 2];
+        c.read_exact(&mut port).unwrap();
+        let target = format!("{host}:{}", u16::from_be_bytes(port));
+        seen.0.lock().unwrap().push((target.clone(), user));
+        let upstream = TcpStream::connect(&target).unwrap();
+        c.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+        pipe(c, upstream);
+    })
 }
 
 /// Starts a client with `proxy` (the option; `None`: absent), tracks one

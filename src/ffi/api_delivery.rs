@@ -2,6 +2,7 @@ use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
 use super::status::TrodoStatus;
+use super::user_data::UserData;
 use super::{args, guard};
 use crate::global;
 
@@ -33,20 +34,6 @@ pub extern "C" fn trodo_get_stats() -> *mut c_char {
 /// valid for the call only. The callback must not call back into libtrodo.
 pub type TrodoErrorCallback =
     Option<unsafe extern "C" fn(message: *const c_char, user_data: *mut c_void)>;
-
-/// The caller's pointer, handed back untouched on whichever thread reports.
-struct UserData(*mut c_void);
-// SAFETY: libtrodo never dereferences it; the caller chose to receive it on
-// other threads by registering the callback (documented in the header).
-unsafe impl Send for UserData {}
-unsafe impl Sync for UserData {}
-
-impl UserData {
-    // A method, so closures capture the whole (Send) wrapper, not its field.
-    fn get(&self) -> *mut c_void {
-        self.0
-    }
-}
 
 /// Sets the error callback (process-wide, kept across shutdown and init);
 /// NULL turns it off. `user_data` is passed back to every call. When this

@@ -7,6 +7,7 @@ use arc_swap::ArcSwapOption;
 
 use super::guard;
 use super::status::TrodoStatus;
+use super::user_data::UserData;
 use crate::delivery::transport::{HostReply, HostRequest, HostSender};
 use crate::error::Error;
 use crate::global;
@@ -32,20 +33,6 @@ static TRANSPORT: ArcSwapOption<HostSender> = ArcSwapOption::const_empty();
 /// What `trodo_init` sends through: the host's send function, if set.
 pub(crate) fn current_transport() -> Option<HostSender> {
     TRANSPORT.load_full().map(|s| (*s).clone())
-}
-
-/// The host's pointer, handed back untouched on the delivery thread.
-struct UserData(*mut c_void);
-// SAFETY: libtrodo never dereferences it; the host chose to receive it on
-// libtrodo's delivery threads by setting the transport.
-unsafe impl Send for UserData {}
-unsafe impl Sync for UserData {}
-
-impl UserData {
-    // A method, so closures capture the whole (Send) wrapper, not its field.
-    fn get(&self) -> *mut c_void {
-        self.0
-    }
 }
 
 /// Sends every request through `send` instead of the built-in HTTP client.

@@ -33,6 +33,7 @@ pub(crate) mod guard;
 pub(crate) mod handle;
 pub(crate) mod hooks;
 pub mod status;
+mod user_data;
 
 mod api_delivery;
 mod api_groups;
