@@ -20,6 +20,7 @@ class InitOptions(TypedDict, total=False):
     gzip: bool
     app_version: str
     ca_file: str
+    proxy: str
     debug: bool
     user_lanes: int
 

@@ -21,6 +21,8 @@ public struct TrodoOptions: Sendable, Equatable {
     public var gzip: Bool?
     public var appVersion: String?
     public var caFile: String?
+    /// `"http://host:port"`, `"socks5://..."` (credentials allowed); `""`: none; nil: the environment's.
+    public var proxy: String?
     public var debug: Bool?
     public var userLanes: Int?
 
@@ -28,7 +30,7 @@ public struct TrodoOptions: Sendable, Equatable {
         apiBase: String? = nil, storageDirectory: String? = nil, flushAt: Int? = nil,
         flushInterval: Double? = nil, timeout: Double? = nil, maxQueueItems: Int? = nil,
         maxQueueBytes: Int? = nil, durability: Durability? = nil, persistInterval: Double? = nil,
-        gzip: Bool? = nil, appVersion: String? = nil, caFile: String? = nil, debug: Bool? = nil,
+        gzip: Bool? = nil, appVersion: String? = nil, caFile: String? = nil, proxy: String? = nil, debug: Bool? = nil,
         userLanes: Int? = nil
     ) {
         self.apiBase = apiBase
@@ -43,6 +45,7 @@ public struct TrodoOptions: Sendable, Equatable {
         self.gzip = gzip
         self.appVersion = appVersion
         self.caFile = caFile
+        self.proxy = proxy
         self.debug = debug
         self.userLanes = userLanes
     }
@@ -68,6 +71,7 @@ public struct TrodoOptions: Sendable, Equatable {
         put("gzip", gzip.map { .bool($0) })
         put("app_version", appVersion.map { .string($0) })
         put("ca_file", caFile.map { .string($0) })
+        put("proxy", proxy.map { .string($0) })
         put("debug", debug.map { .bool($0) })
         put("user_lanes", userLanes.map { .int(Int64($0)) })
         return out

@@ -250,6 +250,19 @@ final class TrodoTests: XCTestCase {
         let session = server.toPath("/api/sdk/track").first?.body["sessionData"] as? [String: Any]
         XCTAssertEqual(session?["app_version"] as? String, "9.9")
         try Trodo.shutdown()
+        // Every option the library knows has a typed field (it lists them
+        // when it refuses an unknown one).
+        let all = TrodoOptions(apiBase: "a", storageDirectory: "d", flushAt: 1, flushInterval: 1, timeout: 1,
+                               maxQueueItems: 1, maxQueueBytes: 1, durability: .sync, persistInterval: 1,
+                               gzip: true, appVersion: "v", caFile: "c", proxy: "", debug: false, userLanes: 1)
+        var known: Set<String> = []
+        do {
+            try Trodo.initialize(siteID: "s", options: ["not_an_option": 1])
+        } catch let e as TrodoError {
+            let list = e.message.components(separatedBy: "known keys: ").last ?? ""
+            known = Set(list.components(separatedBy: ", "))
+        }
+        XCTAssertEqual(Set(all.properties.keys), known)
         // A value the library refuses is refused through the typed options too.
         XCTAssertEqual(status { try Trodo.initialize(siteID: "s", options: TrodoOptions(userLanes: 99)) },
                        .invalidJSON)
@@ -316,6 +329,29 @@ final class TrodoTests: XCTestCase {
         try Trodo.flush()
         XCTAssertNotNil(server.event("built_in"))
         XCTAssertNil(server.requests.last?.headers["x-sent-by"])
+    }
+
+    func testTheErrorHandlerMayReplaceItselfFromInside() throws {
+        final class Counts: @unchecked Sendable {
+            private let lock = NSLock()
+            private var counts = [0, 0]
+            func add(_ i: Int) { lock.lock(); counts[i] += 1; lock.unlock() }
+            var all: [Int] { lock.lock(); defer { lock.unlock() }; return counts }
+        }
+        let counts = Counts()
+        Trodo.setErrorHandler { _ in
+            counts.add(0)
+            // From inside: returns at once; the next reports go to the new one.
+            Trodo.setErrorHandler { _ in counts.add(1) }
+        }
+        defer { Trodo.setErrorHandler(nil) }
+        try start("d", ["max_queue_items": 1, "flush_interval_ms": 600000])
+        for i in 0..<4 {
+            try Trodo.track("overflow_\(i)")
+        }
+        let dropped = try Trodo.stats().droppedByReason["queue_full"] ?? 0
+        XCTAssertGreaterThanOrEqual(dropped, 3)
+        XCTAssertEqual(counts.all, [1, Int(dropped) - 1])
     }
 
     func testStatsHaveEveryField() throws {
