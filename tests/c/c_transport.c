@@ -161,13 +161,9 @@ static TrodoRequest *take_held(void) {
     return r;
 }
 
-static char opts[4096];
-
 /* Options with a short request timeout, so a held request times out soon. */
 static const char *options(const char *subdir) {
-    const char *base = harness_options(subdir);
-    snprintf(opts, sizeof opts, "%.*s,\"timeout_ms\":800}", (int)(strlen(base) - 1), base);
-    return opts;
+    return harness_options_plus(subdir, ",\"timeout_ms\":800");
 }
 
 int main(void) {

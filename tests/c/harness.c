@@ -94,6 +94,13 @@ const char *harness_options(const char *subdir) {
     return buf;
 }
 
+const char *harness_options_plus(const char *subdir, const char *extra) {
+    static char buf[4096];
+    const char *base = harness_options(subdir);
+    snprintf(buf, sizeof buf, "%.*s%s}", (int)(strlen(base) - 1), base, extra);
+    return buf;
+}
+
 TrodoStatus harness_init(const char *subdir) {
     return trodo_init("site-c", harness_options(subdir));
 }

@@ -39,6 +39,8 @@ void harness_check_string(char *got, const char *want, const char *expr, const c
 TrodoStatus harness_init(const char *subdir);
 /* Options JSON for that init (static buffer). */
 const char *harness_options(const char *subdir);
+/* The same with more keys: `extra` is `,"key":value...` (static buffer). */
+const char *harness_options_plus(const char *subdir, const char *extra);
 
 /* Number of logged requests to `path` whose line contains every needle
  * (a NULL-terminated list). "/api/events" counts events sent alone or in bulk. */
