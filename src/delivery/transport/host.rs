@@ -103,9 +103,15 @@ pub(super) fn send(
     let deadline = Instant::now() + timeout;
     (sender.0)(request);
     let mut reply = answer.reply.lock();
-    while reply.is_none() {
+    loop {
+        // Stopping first: an answer that comes once shutdown has begun (it
+        // may return while this thread still waits) is ignored, as promised;
+        // the request stays queued for the next start.
         if stop.load(Ordering::Acquire) {
             return Ok(Outcome::Stopped);
+        }
+        if reply.is_some() {
+            break;
         }
         let now = Instant::now();
         if now >= deadline {
@@ -199,5 +205,29 @@ mod tests {
             status: 200,
             ..HostReply::default()
         });
+    }
+
+    #[test]
+    fn an_answer_that_comes_after_the_stop_is_ignored_even_while_waiting() {
+        // Shutdown returned (the stop is set) while this thread still waited;
+        // then the host completes with a success: not taken as delivered.
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let sender = HostSender::new(move |r: HostRequest| {
+            flag.store(true, Ordering::Release);
+            r.complete(HostReply {
+                status: 200,
+                ..HostReply::default()
+            })
+        });
+        let got = send(
+            &sender,
+            "u".into(),
+            vec![],
+            vec![],
+            Duration::from_secs(60),
+            &stop,
+        );
+        assert!(matches!(got, Ok(Outcome::Stopped)));
     }
 }
