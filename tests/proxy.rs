@@ -1,6 +1,7 @@
 //! Proxies for the built-in HTTP client: the `"proxy"` option (an HTTP
-//! proxy, through CONNECT, with credentials sent as Proxy-Authorization; a
-//! SOCKS5 proxy, with and without a user name), the environment's
+//! proxy, through CONNECT, with credentials sent as Proxy-Authorization; an
+//! HTTPS proxy, its certificate from `ca_file`; a SOCKS5 proxy, with and
+//! without a user name), the environment's
 //! (`HTTP_PROXY`, honouring `NO_PROXY`), and `"proxy": ""` turning the
 //! environment's off. The proxies are small ones this test starts on
 //! 127.0.0.1, counting what really went through them. One test, in steps:
@@ -91,6 +92,65 @@ fn connect_proxy(seen: Arc<Seen>) -> u16 {
     })
 }
 
+/// An HTTPS proxy: TLS to the proxy (a certificate from a private CA), then
+/// CONNECT as above; one thread pumps both ways. Returns its port.
+fn tls_connect_proxy(seen: Arc<Seen>, config: Arc<rustls::ServerConfig>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let (seen, config) = (seen.clone(), config.clone());
+            thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, client);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return, // the handshake failed: not trusted
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                seen.0.lock().unwrap().push((target.clone(), None));
+                let mut upstream = TcpStream::connect(&target).unwrap();
+                tls.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                tls.flush().unwrap();
+                let slice = Some(std::time::Duration::from_millis(5));
+                tls.sock.set_read_timeout(slice).unwrap();
+                upstream.set_read_timeout(slice).unwrap();
+                let mut buf = [0u8; 16384];
+                let idle = |e: &std::io::Error| {
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                };
+                loop {
+                    match tls.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => upstream.write_all(&buf[..n]).unwrap(),
+                        Err(e) if idle(&e) => {}
+                        Err(_) => return,
+                    }
+                    match upstream.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            tls.write_all(&buf[..n]).unwrap();
+                            tls.flush().unwrap();
+                        }
+                        Err(e) if idle(&e) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
 /// A SOCKS5 proxy (RFC 1928; user name and password per RFC 1929 when the
 /// client offers them); returns its port.
 fn socks5_proxy(seen: Arc<Seen>) -> u16 {
@@ -150,8 +210,19 @@ fn socks5_proxy(seen: Arc<Seen>) -> u16 {
 /// Starts a client with `proxy` (the option; `None`: absent), tracks one
 /// event named `name` and shuts down; the server must have it.
 fn send_one(server: &FakeTrodo, proxy: Option<&str>, name: &str) {
+    send_one_trusting(server, proxy, None, name)
+}
+
+/// As [`send_one`], trusting the CA in `ca_file` too.
+fn send_one_trusting(
+    server: &FakeTrodo,
+    proxy: Option<&str>,
+    ca_file: Option<std::path::PathBuf>,
+    name: &str,
+) {
     let o = Options {
         proxy: proxy.map(str::to_string),
+        ca_file,
         ..options(server.url(), &temp_dir())
     };
     let c = Client::start(SITE, o).unwrap();
@@ -217,6 +288,23 @@ fn requests_go_through_the_proxy_asked_for_and_only_then() {
     assert!(socks
         .iter()
         .any(|(_, user)| user.as_deref() == Some("bob:pw")));
+
+    // An HTTPS proxy, verified against the trust store plus ca_file (the
+    // API itself is plain http here).
+    let certs = support::certs::loopback_certs();
+    let tls_seen = Arc::new(Seen::default());
+    let tls_port = tls_connect_proxy(tls_seen.clone(), certs.server.clone());
+    let ca_file = temp_dir().join("ca.pem");
+    std::fs::write(&ca_file, &certs.ca_pem).unwrap();
+    send_one_trusting(
+        &server,
+        Some(&format!("https://127.0.0.1:{tls_port}")),
+        Some(ca_file),
+        "via_https_proxy",
+    );
+    let tunnels = tls_seen.tunnels();
+    assert!(!tunnels.is_empty(), "went through the HTTPS proxy");
+    assert!(tunnels.iter().all(|(to, _)| to == &target), "{tunnels:?}");
 
     // The environment's proxy when the option is absent...
     let before = http_seen.tunnels().len();

@@ -5,6 +5,8 @@
 //! them, independently of the library's own constants.
 #![allow(dead_code)]
 
+pub mod certs;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -72,13 +72,6 @@ impl Client {
         proxy: Option<&str>,
         diag: &Diagnostics,
     ) -> Client {
-        let tls = if api_base.starts_with("https://") {
-            TlsConfig::builder()
-                .root_certs(root_certs(ca_file, diag))
-                .build()
-        } else {
-            TlsConfig::default()
-        };
         let mut broken_proxy = None;
         let proxy = match proxy {
             None => ureq::Proxy::try_from_env(),
@@ -92,6 +85,18 @@ impl Client {
                     None
                 }
             },
+        };
+        // The trust store is read only when something is verified: an HTTPS
+        // API, or an HTTPS proxy (whose certificate the same roots check).
+        let https_proxy = proxy
+            .as_ref()
+            .is_some_and(|p| p.protocol() == ureq::ProxyProtocol::Https);
+        let tls = if api_base.starts_with("https://") || https_proxy {
+            TlsConfig::builder()
+                .root_certs(root_certs(ca_file, diag))
+                .build()
+        } else {
+            TlsConfig::default()
         };
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
