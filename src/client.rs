@@ -216,6 +216,8 @@ impl Client {
             }),
         )?;
 
+        // The state as agreed with the file: the base in memory and published.
+        let base = Arc::new(state.clone());
         let shared = Arc::new(Shared {
             site_id: site_id.to_string(),
             device: DeviceInfo::detect(),
@@ -223,7 +225,7 @@ impl Client {
             inner: Mutex::new(Inner {
                 accepting: true,
                 persisted_activity_ms: state.session.last_activity_ms,
-                base: Arc::new(state.clone()),
+                base: base.clone(),
                 state: state.clone(),
                 hydration: Hydration::default(),
                 epoch: 0,
@@ -233,7 +235,7 @@ impl Client {
             diag,
             dirty: Mutex::new(None),
             published: ArcSwapOption::from_pointee(Published {
-                base: Arc::new(state.clone()),
+                base,
                 state: state.clone(),
             }),
             finished: AtomicBool::new(false),

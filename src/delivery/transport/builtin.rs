@@ -11,7 +11,6 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::diag::Diagnostics;
 use crate::sync::Mutex;
-use crate::wire::header;
 
 use super::{reply_body, Reply, MAX_REPLY_BYTES};
 
@@ -113,25 +112,20 @@ impl Client {
         }
     }
 
-    /// POSTs `body` (already compressed when `gzipped`) to `url`. `Err` is a
-    /// network error or timeout.
+    /// POSTs `body` (already compressed when a header says so) to `url`.
+    /// `Err` is a network error or timeout.
     pub(super) fn post(
         &self,
         url: &str,
-        site_id: &str,
+        headers: &[(&str, &str)],
         body: &[u8],
-        gzipped: bool,
     ) -> Result<Reply, String> {
         if let Some(problem) = &self.broken_proxy {
             return Err(problem.clone());
         }
-        let mut request = self
-            .agent
-            .post(url)
-            .header(header::CONTENT_TYPE, header::JSON)
-            .header(header::SITE_ID, site_id);
-        if gzipped {
-            request = request.header(header::CONTENT_ENCODING, header::GZIP);
+        let mut request = self.agent.post(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let mut resp = request.send(body).map_err(|e| format!("POST {url}: {e}"))?;
         let status = resp.status().as_u16();

@@ -132,13 +132,17 @@ mod tests {
     use super::*;
 
     fn post(sender: &HostSender, timeout_ms: u64) -> Outcome {
+        post_until(sender, timeout_ms, &AtomicBool::new(false))
+    }
+
+    fn post_until(sender: &HostSender, timeout_ms: u64, stop: &AtomicBool) -> Outcome {
         send(
             sender,
             "http://x/api".into(),
             vec![("A", "b")],
             b"{}".to_vec(),
             Duration::from_millis(timeout_ms),
-            &AtomicBool::new(false),
+            stop,
         )
         .unwrap()
     }
@@ -192,15 +196,10 @@ mod tests {
         let keep = held.clone();
         let sender = HostSender::new(move |r| keep.lock().push(r));
         let stop = AtomicBool::new(true);
-        let got = send(
-            &sender,
-            "u".into(),
-            vec![],
-            vec![],
-            Duration::from_secs(60),
-            &stop,
-        );
-        assert!(matches!(got, Ok(Outcome::Stopped)));
+        assert!(matches!(
+            post_until(&sender, 60_000, &stop),
+            Outcome::Stopped
+        ));
         held.lock().pop().unwrap().complete(HostReply {
             status: 200,
             ..HostReply::default()
@@ -220,14 +219,9 @@ mod tests {
                 ..HostReply::default()
             })
         });
-        let got = send(
-            &sender,
-            "u".into(),
-            vec![],
-            vec![],
-            Duration::from_secs(60),
-            &stop,
-        );
-        assert!(matches!(got, Ok(Outcome::Stopped)));
+        assert!(matches!(
+            post_until(&sender, 60_000, &stop),
+            Outcome::Stopped
+        ));
     }
 }

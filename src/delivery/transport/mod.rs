@@ -38,6 +38,8 @@ pub struct Transport<'a> {
     how: How,
     api_base: String,
     site_id: String,
+    /// For the host's transport (the built-in client's agent sets its own).
+    user_agent: String,
     timeout: Duration,
     /// Set when delivery stops: no host's answer is waited for after that.
     stop: &'a AtomicBool,
@@ -87,6 +89,7 @@ impl<'a> Transport<'a> {
             how,
             api_base: settings.api_base.to_string(),
             site_id: settings.site_id.to_string(),
+            user_agent: crate::wire::user_agent(),
             timeout: settings.timeout,
             stop: settings.stop,
         }
@@ -101,31 +104,37 @@ impl<'a> Transport<'a> {
             true => compress(&body).map_err(|e| format!("gzip: {e}"))?,
             false => body,
         };
+        let headers = self.headers(gzipped);
         match &self.how {
             #[cfg(feature = "http")]
-            How::Builtin(client) => client.post(&url, &self.site_id, &body, gzipped),
-            How::Host(send) => self.post_through(send, url, body, gzipped),
+            How::Builtin(client) => client.post(&url, &headers, &body),
+            How::Host(send) => self.post_through(send, url, headers, body),
             #[cfg(not(feature = "http"))]
             How::Nothing => Err("no transport: this build has no HTTP client".into()),
         }
     }
 
-    fn post_through(
-        &self,
-        send: &HostSender,
-        url: String,
-        body: Vec<u8>,
-        gzipped: bool,
-    ) -> Result<Reply, String> {
-        let user_agent = crate::wire::user_agent();
+    /// Every request's headers (the user agent aside: the built-in client's
+    /// agent sets it).
+    fn headers(&self, gzipped: bool) -> Vec<(&'static str, &str)> {
         let mut headers = vec![
             (header::CONTENT_TYPE, header::JSON),
             (header::SITE_ID, self.site_id.as_str()),
-            (header::USER_AGENT, user_agent.as_str()),
         ];
         if gzipped {
             headers.push((header::CONTENT_ENCODING, header::GZIP));
         }
+        headers
+    }
+
+    fn post_through<'h>(
+        &'h self,
+        send: &HostSender,
+        url: String,
+        mut headers: Vec<(&'static str, &'h str)>,
+        body: Vec<u8>,
+    ) -> Result<Reply, String> {
+        headers.push((header::USER_AGENT, self.user_agent.as_str()));
         match host::send(send, url.clone(), headers, body, self.timeout, self.stop)? {
             host::Outcome::Answered(r) => Ok(Reply {
                 status: u16::try_from(r.status).unwrap_or(u16::MAX),
