@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use arc_swap::ArcSwapOption;
 
-use crate::config::{default_storage_dir, Durability, Options};
+use crate::config::{Durability, Options};
 use crate::delivery::lanes::Lanes;
 use crate::delivery::{self, Request, Tag};
 use crate::diag::Diagnostics;
@@ -154,10 +154,7 @@ impl Client {
                  trodo_set_transport before trodo_init",
             ));
         }
-        let dir = match &options.storage_dir {
-            Some(d) => d.clone(),
-            None => default_storage_dir(site_id)?,
-        };
+        let dir = options.storage_dir_for(site_id)?;
         let diag = Arc::new(Diagnostics::new(options.debug));
         let file = StateFile::open(&dir)?;
 

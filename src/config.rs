@@ -26,6 +26,9 @@ pub struct Options {
     pub api_base: String,
     /// `None`: the platform's per-user data directory, see [`default_storage_dir`].
     pub storage_dir: Option<PathBuf>,
+    /// An app container shared with app extensions (an Apple App Group's):
+    /// state lives in its `Library/Application Support/trodo/<site id>`.
+    pub app_group_dir: Option<PathBuf>,
     pub flush_at: u32,
     pub flush_interval: Duration,
     pub timeout: Duration,
@@ -62,6 +65,7 @@ impl Default for Options {
         Options {
             api_base: DEFAULT_API_BASE.to_string(),
             storage_dir: None,
+            app_group_dir: None,
             flush_at: 50,
             flush_interval: Duration::from_millis(2000),
             timeout: Duration::from_millis(10_000),
@@ -96,6 +100,7 @@ impl Options {
             match key.as_str() {
                 "api_base" => o.api_base = api_base(value)?,
                 "storage_dir" => o.storage_dir = opt_string(key, value)?.map(PathBuf::from),
+                "app_group_dir" => o.app_group_dir = opt_string(key, value)?.map(PathBuf::from),
                 "flush_at" => o.flush_at = positive_u32(key, value)?,
                 "flush_interval_ms" => o.flush_interval = millis(key, value)?,
                 "timeout_ms" => o.timeout = millis(key, value)?,
@@ -128,7 +133,23 @@ impl Options {
                 }
             }
         }
+        if o.storage_dir.is_some() && o.app_group_dir.is_some() {
+            return Err(Error::invalid_json(
+                "options_json may give \"storage_dir\" or \"app_group_dir\", not both",
+            ));
+        }
         Ok(o)
+    }
+
+    /// The storage directory these options name for `site_id`.
+    pub fn storage_dir_for(&self, site_id: &str) -> Result<PathBuf> {
+        match (&self.storage_dir, &self.app_group_dir) {
+            (Some(dir), _) => Ok(dir.clone()),
+            (None, Some(group)) => Ok(crate::platform::storage_dir::application_support(group)
+                .join("trodo")
+                .join(path_safe(site_id))),
+            (None, None) => default_storage_dir(site_id),
+        }
     }
 }
 
@@ -138,9 +159,10 @@ pub const DEFAULT_USER_LANES: u32 = 4;
 pub const DEFAULT_REMEMBERED_USERS: usize = 10_000;
 const MAX_USER_LANES: u64 = 16;
 
-const KNOWN_KEYS: [&str; 15] = [
+const KNOWN_KEYS: [&str; 16] = [
     "api_base",
     "storage_dir",
+    "app_group_dir",
     "flush_at",
     "flush_interval_ms",
     "timeout_ms",
@@ -231,37 +253,16 @@ fn millis(key: &str, value: &Value) -> Result<Duration> {
     Ok(Duration::from_millis(u64::from(positive_u32(key, value)?)))
 }
 
-/// Where state lives when `storage_dir` is not given: the platform's per-user
-/// data directory, then `trodo/<site id>`.
+/// Where state lives when neither `storage_dir` nor `app_group_dir` is
+/// given: the platform's per-user data directory, then `trodo/<site id>`.
 pub fn default_storage_dir(site_id: &str) -> Result<PathBuf> {
-    let base = platform_data_dir().ok_or_else(|| {
+    let base = crate::platform::storage_dir::user_data_dir().ok_or_else(|| {
         Error::new(
             crate::error::ErrorKind::Storage,
             "no per-user data directory could be found (HOME is not set); pass \"storage_dir\" in options_json",
         )
     })?;
     Ok(base.join("trodo").join(path_safe(site_id)))
-}
-
-fn env_dir(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-#[cfg(target_os = "macos")]
-fn platform_data_dir() -> Option<PathBuf> {
-    env_dir("HOME").map(|h| h.join("Library").join("Application Support"))
-}
-
-#[cfg(windows)]
-fn platform_data_dir() -> Option<PathBuf> {
-    env_dir("APPDATA")
-}
-
-#[cfg(not(any(target_os = "macos", windows)))]
-fn platform_data_dir() -> Option<PathBuf> {
-    env_dir("XDG_DATA_HOME").or_else(|| env_dir("HOME").map(|h| h.join(".local").join("share")))
 }
 
 /// A site id as one safe path component: anything outside `[A-Za-z0-9._-]`
@@ -287,6 +288,22 @@ fn path_safe(site_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn an_app_group_container_holds_the_state_in_its_application_support() {
+        let o = Options::from_json(r#"{"app_group_dir": "/g/group.ai.trodo"}"#).unwrap();
+        assert_eq!(
+            o.storage_dir_for("site/1").unwrap(),
+            Path::new("/g/group.ai.trodo/Library/Application Support/trodo/site_1")
+        );
+        let both = r#"{"app_group_dir": "/g", "storage_dir": "/s"}"#;
+        let e = Options::from_json(both).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::InvalidJson);
+        assert!(e.message.contains("not both"), "{}", e.message);
+        let o = Options::from_json(r#"{"storage_dir": "/s"}"#).unwrap();
+        assert_eq!(o.storage_dir_for("x").unwrap(), Path::new("/s"));
+    }
 
     #[test]
     fn defaults_match_the_contract() {

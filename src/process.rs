@@ -75,8 +75,10 @@ impl Drop for Held {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[cfg(target_os = "linux")]
     use std::cell::RefCell;
 
+    #[cfg(target_os = "linux")]
     thread_local! {
         /// Each `Held` dropped on this thread: its descriptor, and whether
         /// it was still open then.
@@ -89,6 +91,7 @@ pub(crate) mod tests {
         DROPPED.with(|d| d.borrow_mut().push((fd, open)));
     }
 
+    #[cfg(target_os = "linux")]
     pub(crate) fn dropped_held() -> Vec<(i32, bool)> {
         DROPPED.with(|d| d.borrow().clone())
     }

@@ -418,14 +418,14 @@ fn a_head_that_memory_fills_before_flush_at_is_sent_without_waiting() {
     c.shutdown(WAIT).unwrap();
 }
 
-/// The queue file is a `/dev/full` device node (a symbolic link would be
-/// refused): every write fails with ENOSPC and reads see no records. Nothing
-/// accepted may be lost: the records stay in memory, and what waits behind
-/// the head is read back from there. Making the node needs root (CI is).
+/// A queue file in `dir` that is a `/dev/full` device node (a symbolic link
+/// would be refused): every write fails with ENOSPC and reads see no
+/// records. Nothing accepted may be lost: the records stay in memory, and
+/// what waits behind the head is read back from there. False (with the
+/// reason printed) where making the node needs privileges this run lacks;
+/// in CI, which runs as root, that fails the test instead. Linux only: the
+/// tests that use it are marked ignored elsewhere.
 #[cfg(target_os = "linux")]
-/// A queue file in `dir` that is /dev/full: every write to it fails. False
-/// (with the reason printed) where that needs privileges this run lacks; in
-/// CI, which runs as root, that fails the test instead.
 fn queue_file_on_dev_full(dir: &std::path::Path) -> bool {
     let node = std::ffi::CString::new(dir.join("queue.bin").to_str().unwrap()).unwrap();
     // SAFETY: a NUL-terminated path; makedev(1, 7) is /dev/full.
@@ -444,6 +444,15 @@ fn queue_file_on_dev_full(dir: &std::path::Path) -> bool {
     made == 0
 }
 
+#[cfg(not(target_os = "linux"))]
+fn queue_file_on_dev_full(_dir: &std::path::Path) -> bool {
+    unreachable!("the /dev/full tests are ignored off Linux")
+}
+
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs a /dev/full device node (Linux)"
+)]
 #[test]
 fn a_sync_call_whose_write_fails_says_so_and_is_still_delivered() {
     let server = FakeTrodo::start();
@@ -463,6 +472,10 @@ fn a_sync_call_whose_write_fails_says_so_and_is_still_delivered() {
     c.shutdown(WAIT).ok();
 }
 
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs a /dev/full device node (Linux)"
+)]
 #[test]
 fn a_disk_that_never_recovers_keeps_memory_within_the_bounds_and_counts_queue_full() {
     let dir = temp_dir();
@@ -497,6 +510,10 @@ fn a_disk_that_never_recovers_keeps_memory_within_the_bounds_and_counts_queue_fu
     c.shutdown(Duration::ZERO).ok();
 }
 
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs a /dev/full device node (Linux)"
+)]
 #[test]
 fn when_every_queue_write_fails_nothing_accepted_is_lost() {
     let server = FakeTrodo::start();
@@ -903,13 +920,7 @@ impl SmallDisk {
         let mut f = std::fs::File::create(&filler).unwrap();
         let chunk = vec![1u8; 4096];
         loop {
-            // SAFETY: a zeroed statvfs filled by the call; the path is NUL-terminated.
-            let avail = unsafe {
-                let mut st: libc::statvfs = std::mem::zeroed();
-                let path = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
-                assert_eq!(libc::statvfs(path.as_ptr(), &mut st), 0);
-                st.f_bavail as u64 * st.f_frsize as u64
-            };
+            let avail = free_bytes(&self.0);
             if avail <= free {
                 return filler;
             }
@@ -921,6 +932,23 @@ impl SmallDisk {
     }
 }
 
+/// Bytes free to an unprivileged writer on the file system holding `dir`.
+#[cfg(target_os = "linux")]
+fn free_bytes(dir: &std::path::Path) -> u64 {
+    let path = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+    // SAFETY: a zeroed statvfs filled by the call; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        assert_eq!(libc::statvfs(path.as_ptr(), &mut st), 0);
+        st.f_bavail as u64 * st.f_frsize as u64
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn free_bytes(_dir: &std::path::Path) -> u64 {
+    unreachable!("the small-disk test is ignored off Linux")
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
@@ -930,6 +958,7 @@ impl Drop for SmallDisk {
     }
 }
 
+#[cfg_attr(not(target_os = "linux"), ignore = "mounts a small tmpfs (Linux)")]
 #[test]
 fn a_disk_that_fills_during_an_offline_burst_loses_nothing_once_space_returns() {
     let Some(disk) = SmallDisk::mount(4 << 20) else {

@@ -96,3 +96,27 @@ fn without_ca_file_an_unknown_ca_is_refused() {
     );
     c.shutdown(Duration::ZERO).ok();
 }
+
+/// Without `ca_file` the platform's verifier decides. On Linux it trusts the
+/// system's store, which `SSL_CERT_FILE` names for this process as it does
+/// for OpenSSL programs. (On Apple and Windows the verifier is the system's
+/// own, which no test here can run.)
+#[cfg(target_os = "linux")]
+#[test]
+fn without_ca_file_the_systems_store_is_trusted() {
+    let server = tls_server();
+    let dir = temp_dir();
+    let system = dir.join("system.pem");
+    std::fs::write(&system, &server.ca_pem).unwrap();
+    // The other tests' servers have CAs of their own: this file trusts none
+    // of them, so they see no difference.
+    std::env::set_var("SSL_CERT_FILE", &system);
+    let c = start(&server.url, &dir.join("state"));
+    c.track("system_store", None, None).unwrap();
+    c.flush(WAIT).unwrap();
+    assert_eq!(
+        *server.paths.lock().unwrap(),
+        ["/api/sdk/track", "/api/events"]
+    );
+    c.shutdown(WAIT).unwrap();
+}

@@ -24,7 +24,7 @@
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::files;
+use crate::platform::files;
 
 /// One half's size: what a burst can queue before records wait in memory
 /// until the writer has swapped the halves.

@@ -20,7 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::files;
+use crate::platform::files;
 use crate::process::Held;
 
 const PREFIX: &str = "queue";

@@ -75,7 +75,7 @@ fn next_batch(q: &mut Queue, config: &Config, split_limit: Option<usize>, now: I
 /// panic in a turn does not end delivery: it is reported, counted, and the
 /// worker carries on after a pause (the batch it held is sent again).
 pub(super) fn run(s: &Shared) {
-    yield_to_the_app();
+    crate::platform::priority::yield_to_the_app();
     // Loading the system's trust store is file I/O: done here, not in init.
     let transport = Transport::new(
         Settings {
@@ -324,27 +324,6 @@ impl Shared {
     }
 }
 
-/// Sending is background work: the worker runs at nice 10, so the threads
-/// of the program it serves (a request handler calling libtrodo, say) get
-/// the CPU first when it is scarce; idle CPU still goes to sending. It is
-/// also SCHED_BATCH: waking up (an answer in, a batch due) does not preempt
-/// a running caller, which otherwise lost its CPU hundreds of times in a
-/// burst of calls, each costing it its caches too.
-#[cfg(target_os = "linux")]
-fn yield_to_the_app() {
-    // SAFETY: plain integers and a pointer to a local struct in, an int
-    // out; on Linux, PRIO_PROCESS / pid 0 is the calling thread only, as is
-    // pid 0 for sched_setscheduler. std and libc offer no safe form.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-        let batch = libc::sched_param { sched_priority: 0 };
-        libc::sched_setscheduler(0, libc::SCHED_BATCH, &batch);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn yield_to_the_app() {}
-
 type Batch = [(Cow<'static, str>, Arc<[u8]>, Tag)];
 
 /// One item goes to its own route; several go as their registrations, one
@@ -455,7 +434,7 @@ mod tests {
     fn a_panic_on_the_delivery_thread_is_reported_counted_and_delivery_carries_on() {
         let (url, requests) = answering_server();
         let dir = std::env::temp_dir().join(format!("trodo-worker-{}", crate::util::new_id()));
-        crate::files::create_dir(&dir).unwrap();
+        crate::platform::files::create_dir(&dir).unwrap();
         let config = Config {
             api_base: url,
             site_id: PANICKING_SITE.into(),

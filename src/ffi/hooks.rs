@@ -3,31 +3,34 @@
 
 use std::sync::Once;
 
-/// Installs both hooks once per process (a child inherits them).
-pub fn install() {
+use crate::platform::{exit_hook, pin};
+
+/// Installs both hooks once per process (a child inherits them), and pins
+/// the library in memory first: the hooks and the threads `trodo_init`
+/// starts run its code until the process ends.
+pub(crate) fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        #[cfg(unix)]
-        // SAFETY: both handlers are plain `extern "C"` functions that live as
-        // long as the library; neither unwinds.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
-            libc::atexit(at_exit);
-        }
+        pin::pin_library();
+        exit_hook::after_fork(after_fork_in_child);
+        exit_hook::on_exit(at_exit);
     });
 }
 
 /// Async-signal-safe: bumps an atomic and closes descriptors, nothing else.
-#[cfg(unix)]
 extern "C" fn after_fork_in_child() {
     crate::process::after_fork_in_child(|fd| {
+        #[cfg(unix)]
         // SAFETY: `fd` is a lock descriptor libtrodo opened and listed; the
         // parent's copy, and so its lock, is untouched.
-        unsafe { libc::close(fd) };
+        unsafe {
+            libc::close(fd)
+        };
+        #[cfg(not(unix))]
+        let _ = fd;
     });
 }
 
-#[cfg(unix)]
 extern "C" fn at_exit() {
     let _ = std::panic::catch_unwind(crate::global::at_exit);
 }

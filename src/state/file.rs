@@ -77,7 +77,9 @@ enum OnDisk {
 impl StateFile {
     /// Creates `dir` if needed. Failure is `Storage`, naming the directory.
     pub fn open(dir: &Path) -> Result<StateFile> {
-        crate::files::create_dir(dir).map_err(|e| storage_error(dir, "cannot be created", &e))?;
+        crate::platform::files::create_dir(dir)
+            .map_err(|e| storage_error(dir, "cannot be created", &e))?;
+        crate::platform::storage_dir::exclude_from_backup(dir);
         Ok(StateFile {
             path: dir.join(STATE_FILE),
             last: crate::sync::Mutex::new(Last::default()),
@@ -116,7 +118,7 @@ impl StateFile {
             return Ok(None);
         }
         let lock_path = self.dir().join(LOCK_FILE);
-        let lock = crate::files::options()
+        let lock = crate::platform::files::options()
             .write(true)
             .create(true)
             .truncate(false)
@@ -152,7 +154,7 @@ impl StateFile {
     }
 
     fn read(&self) -> OnDisk {
-        let read = crate::files::options()
+        let read = crate::platform::files::options()
             .read(true)
             .open(&self.path)
             .and_then(|mut f| {
@@ -177,7 +179,7 @@ impl StateFile {
     fn quarantine(&self, reason: String) -> String {
         let mut aside = self.path.clone().into_os_string();
         aside.push(QUARANTINE_SUFFIX);
-        match fs::rename(&self.path, &aside) {
+        match crate::platform::rename::replace(&self.path, Path::new(&aside)) {
             Ok(()) => format!(
                 "state file {} {reason}; moved to {} and started with fresh state",
                 self.path.display(),
@@ -193,18 +195,16 @@ impl StateFile {
     /// Writes atomically: a crash leaves either the old file or the new one.
     fn replace(&self, state: &LocalState) -> std::io::Result<()> {
         let tmp = self.path.with_extension("json.tmp");
-        let mut f = crate::files::options()
+        let mut f = crate::platform::files::options()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)?;
         f.write_all(state.to_json().to_string().as_bytes())?;
         f.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
+        crate::platform::rename::replace(&tmp, &self.path)?;
         // The rename itself is durable only once the directory is synced.
-        #[cfg(unix)]
-        File::open(self.dir())?.sync_all()?;
-        Ok(())
+        crate::platform::rename::sync_dir(self.dir())
     }
 }
 

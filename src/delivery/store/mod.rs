@@ -38,7 +38,7 @@ use recovery::{copy_spilled, fold_journal, read_all};
 pub use recovery::{mark_orphan_done, merge_ranges, read_orphan};
 use scan::{scan_while, take_wanted, want};
 
-use std::fs::{self, File};
+use std::fs::File;
 
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
@@ -52,7 +52,7 @@ use super::segments::{self, Segment};
 
 use crate::error::{Error, ErrorKind, Result};
 
-use crate::files;
+use crate::platform::{files, rename};
 
 /// Rewrite the file once this much of it is done records.
 const COMPACT_AFTER_DEAD_BYTES: u64 = 4 * 1024 * 1024;
@@ -403,7 +403,21 @@ impl QueueStore {
             Ok(f)
         };
         let file = write().map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
-        fs::rename(&tmp, &self.path).map_err(|e| storage(&self.path, "cannot be replaced", e))?;
+        // Windows cannot replace a file that is open, our own handle included.
+        if cfg!(windows) {
+            st.file = None;
+        }
+        if let Err(e) = rename::replace(&tmp, &self.path) {
+            if st.file.is_none() {
+                // The old file is still the queue: take it up again.
+                st.file = files::options()
+                    .read(true)
+                    .write(true)
+                    .open(&self.path)
+                    .ok();
+            }
+            return Err(storage(&self.path, "cannot be replaced", e));
+        }
         // From the rename on, the new file is the queue whatever fails next:
         // appends to the old, unlinked one would be lost.
         *st = FileState {
@@ -412,16 +426,13 @@ impl QueueStore {
             open_done: Vec::new(),
         };
         *self.dead_bytes.lock() = 0;
-        #[cfg(unix)]
-        File::open(self.path.parent().unwrap_or(Path::new(".")))
-            .and_then(|d| d.sync_all())
-            .map_err(|e| {
-                storage(
-                    &self.path,
-                    "was replaced, but its directory cannot be synced",
-                    e,
-                )
-            })?;
+        rename::sync_dir(self.path.parent().unwrap_or(Path::new("."))).map_err(|e| {
+            storage(
+                &self.path,
+                "was replaced, but its directory cannot be synced",
+                e,
+            )
+        })?;
         Ok(())
     }
 
@@ -503,6 +514,7 @@ pub fn spill_range(ends: Option<(&SpillRef, &SpillRef)>) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn dir() -> PathBuf {
         let d = std::env::temp_dir().join(format!("trodo-store-{}", crate::util::new_id()));

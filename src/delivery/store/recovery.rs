@@ -14,7 +14,7 @@ use super::{append_parts, storage, Recovered, SpillRef, StoredItem};
 use crate::delivery::journal;
 use crate::delivery::segments::Segment;
 use crate::error::Result;
-use crate::files;
+use crate::platform::files;
 
 pub(super) fn in_ranges(ranges: &[(u64, u64)], seq: u64) -> bool {
     let idx = ranges.partition_point(|&(from, _)| from <= seq);

@@ -1,6 +1,9 @@
 //! The built-in HTTP client (ureq, rustls): one POST, nothing else. HTTPS is
-//! verified against the system's trust store (so corporate CAs work) plus an
-//! optional `ca_file`. Proxies: the `"proxy"` option, else the environment.
+//! verified by the platform's own verifier (Security.framework on Apple,
+//! CryptoAPI on Windows, the system store elsewhere), so corporate CAs and
+//! revocation work as in the host's other programs; with a `ca_file`, by
+//! the system store plus that file. Proxies: the `"proxy"` option, else the
+//! environment.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -21,41 +24,45 @@ pub(super) struct Client {
     broken_proxy: Option<String>,
 }
 
-/// The system's roots plus those in `ca_file`; problems are reported. No
-/// roots are bundled (they would be a tenth of the library's size): with an
-/// empty system store and no `ca_file`, HTTPS cannot be verified, and that
-/// is reported once here, then every failed request as usual.
+/// Without `ca_file`, the platform's verifier. With one, the system's
+/// roots plus those in the file, checked by rustls: ureq gives the platform
+/// verifier no extra roots. On iOS, tvOS and watchOS the system's roots
+/// cannot be listed, so there `ca_file` is the whole trust (an app that
+/// needs both sends through URLSession, see `trodo_set_transport`).
+/// Problems are reported. No roots are bundled (they would be a tenth of
+/// the library's size): with an empty list, HTTPS cannot be verified, and
+/// that is reported once here, then every failed request as usual.
 fn root_certs(ca_file: Option<&Path>, diag: &Diagnostics) -> RootCerts {
+    let Some(path) = ca_file else {
+        return RootCerts::PlatformVerifier;
+    };
     let native = rustls_native_certs::load_native_certs();
     let mut certs: Vec<Certificate<'static>> = native
         .certs
         .iter()
         .map(|c| Certificate::from_der(c.as_ref()).to_owned())
         .collect();
-    if let Some(path) = ca_file {
-        match std::fs::read(path) {
-            Ok(pem) => {
-                let before = certs.len();
-                for item in ureq::tls::parse_pem(&pem) {
-                    if let Ok(PemItem::Certificate(c)) = item {
-                        certs.push(c);
-                    }
-                }
-                if certs.len() == before {
-                    diag.report(format!(
-                        "ca_file {}: no PEM certificate found",
-                        path.display()
-                    ));
+    match std::fs::read(path) {
+        Ok(pem) => {
+            let before = certs.len();
+            for item in ureq::tls::parse_pem(&pem) {
+                if let Ok(PemItem::Certificate(c)) = item {
+                    certs.push(c);
                 }
             }
-            Err(e) => diag.report(format!("ca_file {} cannot be read: {e}", path.display())),
+            if certs.len() == before {
+                diag.report(format!(
+                    "ca_file {}: no PEM certificate found",
+                    path.display()
+                ));
+            }
         }
+        Err(e) => diag.report(format!("ca_file {} cannot be read: {e}", path.display())),
     }
     if certs.is_empty() {
         diag.report(
-            "no trusted root certificates: the system's store is empty or unreadable and no \
-             ca_file was given, so HTTPS servers cannot be verified (install the system's CA \
-             certificates, or pass \"ca_file\")",
+            "no trusted root certificates: the system's store is empty or unreadable and \
+             ca_file holds none, so HTTPS servers cannot be verified",
         );
     }
     RootCerts::from(certs)

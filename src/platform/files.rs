@@ -2,19 +2,32 @@
 //! addresses live there), never through a symbolic link (a link planted in
 //! the storage directory must not make libtrodo write elsewhere), and closed
 //! on `exec` (std's default), so a program it starts inherits none of them.
+//!
+//! On Windows "private" is the directory's inherited ACL: the default
+//! storage directory is under the user's profile (`%APPDATA%`), which only
+//! the user, SYSTEM and Administrators may open; a `storage_dir` elsewhere
+//! gets its parent's ACL. Reparse points (symbolic links, junctions) are
+//! opened as themselves, never followed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Options for opening a file in the storage directory: created 0600, and
-/// refused (`ELOOP`) when the name is a symbolic link.
+/// refused (`ELOOP`) when the name is a symbolic link; on Windows a reparse
+/// point is opened itself, not what it points to.
 pub fn options() -> OpenOptions {
     let mut o = OpenOptions::new();
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT;
+        o.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
     }
     o
 }
@@ -49,7 +62,8 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
             return Err(io::Error::from_raw_os_error(err));
         }
     }
-    // Elsewhere (or where the file system cannot), zeros written for real.
+    // Elsewhere (or where the file system cannot), zeros written for real:
+    // allocated blocks, which is all a mapping needs.
     let have = file.metadata()?.len();
     if have < len {
         let mut f = file;
