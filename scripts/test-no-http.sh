@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 cargo clippy --quiet --no-default-features --lib --target-dir target/no-http -- -D warnings
 cargo build --quiet --no-default-features --target-dir target/no-http
 linked=$(cargo tree --no-default-features -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u)
-for crate in ureq rustls ring rustls-native-certs; do
+for crate in ureq rustls ring rustls-native-certs rustls-platform-verifier; do
     if grep -qx "$crate" <<<"$linked"; then
         echo "FAILED: $crate is linked into the build without the http feature" >&2
         exit 1

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the header check, the Rust tests,
-# the C harness (natively and under valgrind), the language bindings, and the
+# the C harness (natively and under valgrind), the Windows build with its C
+# harness and Rust tests under wine, the Apple compile check (clippy for
+# macOS and iOS), the language bindings, and the
 # installs (cargo-c prefix, pkg-config, CMake, the Python wheel), the C
 # harness under AddressSanitizer/UndefinedBehaviorSanitizer, the threaded
 # Rust tests under ThreadSanitizer, src/ffi under Miri, and a few seconds of
@@ -43,7 +45,7 @@ step "cargo test (Rust tests, header check, C harness + valgrind)"
 export TRODO_REQUIRE_VALGRIND=1
 run_logged cargo cargo test
 
-for extra in scripts/test-no-http.sh scripts/test-python.sh scripts/test-install.sh scripts/test-sanitizers.sh \
+for extra in scripts/test-no-http.sh scripts/test-windows.sh scripts/check-apple.sh scripts/test-python.sh scripts/test-install.sh scripts/test-sanitizers.sh \
     scripts/test-tsan.sh scripts/test-miri.sh scripts/test-fuzz.sh scripts/test-swift.sh; do
     if [ -x "$extra" ]; then
         step "$extra"
@@ -52,7 +54,7 @@ for extra in scripts/test-no-http.sh scripts/test-python.sh scripts/test-install
 done
 # cargo test and pytest close with "N passed"; XCTest with "Executed N tests"
 # (repeated per suite: the last one is the total).
-passed=$(cat "$logs"/cargo.log "$logs"/test-no-http.log "$logs"/test-python.log "$logs"/test-install.log \
+passed=$(cat "$logs"/cargo.log "$logs"/test-no-http.log "$logs"/test-windows.log "$logs"/test-python.log "$logs"/test-install.log \
     "$logs"/test-sanitizers.log "$logs"/test-tsan.log "$logs"/test-miri.log "$logs"/test-fuzz.log 2>/dev/null |
     sed -n -E 's/.*(^|[^0-9])([0-9]+) passed.*/\2/p' | awk '{s+=$1} END {print s+0}')
 swift_passed=$(sed -n -E 's/.*Executed ([0-9]+) tests?, with 0 failures.*/\1/p' "$logs"/test-swift.log 2>/dev/null | tail -n1)

@@ -31,6 +31,11 @@ extern "C" fn after_fork_in_child() {
     });
 }
 
+/// Runs once: on Windows it is registered with more than one runtime.
 extern "C" fn at_exit() {
-    let _ = std::panic::catch_unwind(crate::global::at_exit);
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static RAN: AtomicBool = AtomicBool::new(false);
+    if !RAN.swap(true, Ordering::AcqRel) {
+        let _ = std::panic::catch_unwind(crate::global::at_exit);
+    }
 }

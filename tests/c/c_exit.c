@@ -1,8 +1,10 @@
 /* A program that tracks and returns from main without trodo_shutdown: every
  * event it tracked is on disk when it has exited, and the next run sends
  * them. The tracking run (this program again, with the argument "track")
- * cannot reach its server and writes state only every 60 s, so only the
- * exit handler can have put its events on disk. */
+ * cannot reach its server and writes state only every 60 s: its events
+ * reach the disk through the queue's mapped journal as each call returns,
+ * and its last identify and group through the exit handler alone. On
+ * Windows the run is a new process (_spawnl), not a fork. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,8 @@ static int track_and_return(void) {
         snprintf(name, sizeof name, "exit-%d", i);
         if (trodo_track(name, NULL) != TRODO_OK) return 4;
     }
+    if (trodo_identify("exit-user") != TRODO_OK) return 5;
+    if (trodo_set_group("company", "exit-co") != TRODO_OK) return 6;
     return 0; /* no trodo_shutdown */
 }
 
@@ -40,6 +44,8 @@ int main(int argc, char **argv) {
 
     /* The next run, with a server: everything the first one accepted arrives. */
     CHECK_OK(harness_init("exit"));
+    CHECK_STRING(trodo_get_distinct_id(), "exit-user");
+    CHECK_STRING(trodo_get_groups(), "{\"company\":[\"exit-co\"]}");
     CHECK_OK(trodo_flush(WAIT_MS));
     for (i = 0; i < EVENTS; i++) {
         snprintf(name, sizeof name, "\"event_name\":\"exit-%d\"", i);

@@ -1,17 +1,46 @@
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _WIN32
+#include <process.h>
+#include <windows.h>
+#else
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#endif
 
 int harness_failures = 0;
 
+#ifdef _WIN32
+/* Windows has no fork: the run is a new process of the same program. */
+int harness_run_self(const char *argv0, const char *arg, int deadline_s) {
+    DWORD code = 1;
+    intptr_t child = _spawnl(_P_NOWAIT, argv0, argv0, arg, (char *)NULL);
+    HANDLE process = (HANDLE)child;
+    if (child == -1) {
+        fprintf(stderr, "_spawnl failed for the \"%s\" run\n", arg);
+        harness_failures++;
+        return 0;
+    }
+    if (WaitForSingleObject(process, (DWORD)deadline_s * 1000) != WAIT_OBJECT_0) {
+        TerminateProcess(process, 9);
+        WaitForSingleObject(process, INFINITE);
+        fprintf(stderr, "the \"%s\" run did not exit in time\n", arg);
+        harness_failures++;
+    }
+    GetExitCodeProcess(process, &code);
+    CloseHandle(process);
+    if (code != 0) fprintf(stderr, "the \"%s\" run exited with %lu\n", arg, (unsigned long)code);
+    return code == 0;
+}
+#else
 int harness_run_self(const char *argv0, const char *arg, int deadline_s) {
     struct timespec tick = {0, 10 * 1000000L};
     int status = 0, waited;
@@ -40,6 +69,7 @@ int harness_run_self(const char *argv0, const char *arg, int deadline_s) {
         fprintf(stderr, "the \"%s\" run exited with %d\n", arg, WEXITSTATUS(status));
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
+#endif
 
 void harness_check(int ok, const char *expr, const char *file, int line) {
     if (!ok) {
