@@ -82,6 +82,14 @@ cmake --build cmake-build >>cmake.log 2>&1 || {
 }
 ./cmake-build/app "$work/s3" | grep works >/dev/null || fail "CMake build runs"
 ok "find_package(trodo) + trodo::trodo, runs"
+# Where there is no pkg-config (most Windows machines), from the prefix's files.
+cmake -S cmake -B cmake-plain -DCMAKE_PREFIX_PATH="$prefix" -DTRODO_NO_PKG_CONFIG=ON >cmake.log 2>&1 &&
+    cmake --build cmake-plain >>cmake.log 2>&1 || {
+    cat cmake.log
+    fail "find_package(trodo) without pkg-config"
+}
+./cmake-plain/app "$work/s4" | grep works >/dev/null || fail "CMake build without pkg-config runs"
+ok "find_package(trodo) without pkg-config, runs"
 unset PKG_CONFIG_PATH
 cd "$repo"
 

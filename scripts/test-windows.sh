@@ -51,6 +51,25 @@ export WINEPATH="Z:${shim//\//\\}"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 cargo test --no-fail-fast --target "$T" 2>&1 | grep -v '^ *\(Compiling\|Finished\)'
 status=${PIPESTATUS[0]}
+
+# Installed as a Windows developer would (cargo cinstall: bin/trodo.dll,
+# lib/trodo.dll.a, the header, the CMake package) and found by CMake without
+# pkg-config, from a MinGW cross build; the program runs under wine.
+command -v cmake >/dev/null || scripts/need-apt.sh cmake
+prefix=$PWD/target/install-prefix-windows
+scripts/install-local.sh "$prefix" --target "$T" >"$prefix.log" 2>&1 || { cat "$prefix.log"; exit 1; }
+work=$(mktemp -d)
+cp tests/consumers/app.c "$work/"
+cp -r tests/consumers/cmake "$work/"
+(
+    cd "$work"
+    cmake -S cmake -B build -DCMAKE_SYSTEM_NAME=Windows -DCMAKE_C_COMPILER="$cc" \
+        -DCMAKE_PREFIX_PATH="$prefix" >cmake.log 2>&1 && cmake --build build >>cmake.log 2>&1 ||
+        { cat cmake.log; exit 1; }
+    cp "$prefix/bin/trodo.dll" build/
+    wine build/app.exe "Z:$work/state" | grep works
+) && echo "test result: ok. 1 passed (find_package(trodo) without pkg-config, MinGW, under wine)" || status=1
+rm -rf "$work"
 wineserver -k 2>/dev/null || true
 finished=$(date +%s)
 echo "windows: build $((built - started)) s, wine test run $((finished - built)) s"
