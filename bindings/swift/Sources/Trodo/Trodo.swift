@@ -74,7 +74,7 @@ func decodeGroups(_ text: String) throws -> [String: [String]] {
 public enum Trodo {
     /// Starts the client with typed options.
     public static func initialize(siteID: String, options: TrodoOptions = TrodoOptions()) throws {
-        try initialize(siteID: siteID, options: options.properties)
+        try initialize(siteID: siteID, options: options.resolvingAppGroup().properties)
     }
 
     /// Starts the client. `options` are the C API's keys, e.g.

@@ -11,6 +11,13 @@ public struct TrodoOptions: Sendable, Equatable {
 
     public var apiBase: String?
     public var storageDirectory: String?
+    /// An App Group identifier (`"group.com.example.app"`): the app and its
+    /// extensions then share one identity and queue, in the group's
+    /// container. Apple platforms only; resolved by `Trodo.initialize`.
+    public var appGroup: String?
+    /// A shared container's directory, given as a path (what `appGroup`
+    /// resolves to); state lives in its `Library/Application Support/trodo`.
+    public var appGroupDirectory: String?
     public var flushAt: Int?
     public var flushInterval: Double?
     public var timeout: Double?
@@ -27,7 +34,8 @@ public struct TrodoOptions: Sendable, Equatable {
     public var userLanes: Int?
 
     public init(
-        apiBase: String? = nil, storageDirectory: String? = nil, flushAt: Int? = nil,
+        apiBase: String? = nil, storageDirectory: String? = nil, appGroup: String? = nil,
+        appGroupDirectory: String? = nil, flushAt: Int? = nil,
         flushInterval: Double? = nil, timeout: Double? = nil, maxQueueItems: Int? = nil,
         maxQueueBytes: Int? = nil, durability: Durability? = nil, persistInterval: Double? = nil,
         gzip: Bool? = nil, appVersion: String? = nil, caFile: String? = nil, proxy: String? = nil, debug: Bool? = nil,
@@ -35,6 +43,8 @@ public struct TrodoOptions: Sendable, Equatable {
     ) {
         self.apiBase = apiBase
         self.storageDirectory = storageDirectory
+        self.appGroup = appGroup
+        self.appGroupDirectory = appGroupDirectory
         self.flushAt = flushAt
         self.flushInterval = flushInterval
         self.timeout = timeout
@@ -50,6 +60,24 @@ public struct TrodoOptions: Sendable, Equatable {
         self.userLanes = userLanes
     }
 
+    /// These options with `appGroup` resolved to its container's path.
+    func resolvingAppGroup() throws -> TrodoOptions {
+        guard let group = appGroup else { return self }
+        var out = self
+        out.appGroup = nil
+        #if canImport(Darwin)
+        guard let url = FileManager.default.containerURL(forSecurityApplicationGroupIdentifier: group) else {
+            throw TrodoError(status: .invalidArgument,
+                             message: "no App Group container for \"\(group)\" (is it in the app's entitlements?)")
+        }
+        out.appGroupDirectory = url.path
+        return out
+        #else
+        throw TrodoError(status: .invalidArgument,
+                         message: "appGroup \"\(group)\": App Groups exist on Apple platforms only")
+        #endif
+    }
+
     /// The C API's option keys and values.
     var properties: TrodoProperties {
         var out: TrodoProperties = [:]
@@ -61,6 +89,7 @@ public struct TrodoOptions: Sendable, Equatable {
         }
         put("api_base", apiBase.map { .string($0) })
         put("storage_dir", storageDirectory.map { .string($0) })
+        put("app_group_dir", appGroupDirectory.map { .string($0) })
         put("flush_at", flushAt.map { .int(Int64($0)) })
         put("flush_interval_ms", ms(flushInterval))
         put("timeout_ms", ms(timeout))

@@ -239,6 +239,21 @@ final class TrodoTests: XCTestCase {
         XCTAssertNotNil(server.event("back"))
     }
 
+    func testAnAppGroupContainerHoldsTheState() throws {
+        // What `appGroup` resolves to on Apple platforms, given as a path.
+        let options = TrodoOptions(apiBase: server.url, appGroupDirectory: dir.path, persistInterval: 0.01)
+        try Trodo.initialize(siteID: "site-group", options: options)
+        try Trodo.track("in_the_group")
+        try Trodo.shutdown()
+        let state = dir.appendingPathComponent("Library/Application Support/trodo/site-group/state.json")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: state.path), state.path)
+        #if !canImport(Darwin)
+        // No App Groups here: said plainly, not ignored.
+        XCTAssertEqual(status { try Trodo.initialize(siteID: "s", options: TrodoOptions(appGroup: "group.x")) },
+                       .invalidArgument)
+        #endif
+    }
+
     func testTypedOptionsReachTheLibrary() throws {
         let options = TrodoOptions(apiBase: server.url, storageDirectory: dir.path, flushAt: 2,
                                    persistInterval: 0.01, gzip: false, appVersion: "9.9")
@@ -252,7 +267,8 @@ final class TrodoTests: XCTestCase {
         try Trodo.shutdown()
         // Every option the library knows has a typed field (it lists them
         // when it refuses an unknown one).
-        let all = TrodoOptions(apiBase: "a", storageDirectory: "d", flushAt: 1, flushInterval: 1, timeout: 1,
+        let all = TrodoOptions(apiBase: "a", storageDirectory: "d", appGroupDirectory: "g", flushAt: 1,
+                               flushInterval: 1, timeout: 1,
                                maxQueueItems: 1, maxQueueBytes: 1, durability: .sync, persistInterval: 1,
                                gzip: true, appVersion: "v", caFile: "c", proxy: "", debug: false, userLanes: 1)
         var known: Set<String> = []
