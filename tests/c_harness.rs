@@ -26,6 +26,7 @@ const C_PROGRAMS: &[&str] = &[
     "c_exit",
     "c_users",
     "c_late",
+    "c_unload",
     "c_transport",
 ];
 const CXX_PROGRAMS: &[&str] = &["c_cxx"];
@@ -166,6 +167,16 @@ fn built() -> &'static PathBuf {
             for name in programs {
                 let src = tests_c.join(format!("{name}.{ext}")).display().to_string();
                 let exe = out.join(name).display().to_string();
+                if *name == "c_unload" {
+                    // Loads libtrodo at run time: neither it nor harness.o
+                    // (which needs it) is linked.
+                    let mut args = vec![std];
+                    args.extend(WARNINGS);
+                    args.extend(&extra);
+                    args.extend(["-g", &src, "-o", &exe, "-ldl"]);
+                    compile(compiler, &args)?;
+                    continue;
+                }
                 let mut args = vec![std];
                 args.extend(WARNINGS);
                 args.extend(&extra);
@@ -347,9 +358,12 @@ fn run(name: &str, under_valgrind: bool) {
     // The programs put TRODO_TEST_DIR into JSON as it is: forward slashes
     // on Windows too (which takes them), so no backslash needs escaping.
     let slashed = |p: &Path| p.display().to_string().replace('\\', "/");
+    // Where c_unload finds the library (on Windows, beside the programs).
+    let lib_home = if cfg!(windows) { built().clone() } else { lib_dir() };
     cmd.env("TRODO_TEST_API", server.url())
         .env("TRODO_TEST_LOG", slashed(&log))
-        .env("TRODO_TEST_DIR", slashed(&storage));
+        .env("TRODO_TEST_DIR", slashed(&storage))
+        .env("TRODO_TEST_LIB_DIR", slashed(&lib_home));
     let out = output_within(cmd, DEADLINE)
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -401,6 +415,7 @@ harness_tests!(
     c_exit,
     c_users,
     c_late,
+    c_unload,
     #[cfg_attr(
         windows,
         ignore = "its transport is libcurl, which mingw-w64 on Debian lacks"
