@@ -313,7 +313,10 @@ TRODO_API void trodo_group_free(struct TrodoGroup *group);
  *
  * `options_json` may be NULL; otherwise a JSON object whose keys are all
  * optional: "api_base" ("https://sdkapi.trodo.ai"), "storage_dir" (the
- * per-user data directory + "/trodo/<site id>"), "flush_at" (50),
+ * per-user data directory + "/trodo/<site id>"), "app_group_dir" (null; an
+ * app container shared with app extensions, such as an Apple App Group's:
+ * state then lives in its "Library/Application Support/trodo/<site id>";
+ * not together with "storage_dir"), "flush_at" (50),
  * "flush_interval_ms" (2000), "timeout_ms" (10000), "max_queue_items"
  * (100000), "max_queue_bytes" (67108864), "durability" ("batched" or "sync"),
  * "persist_interval_ms" (100), "gzip" (true), "app_version" (null),

@@ -359,7 +359,11 @@ fn run(name: &str, under_valgrind: bool) {
     // on Windows too (which takes them), so no backslash needs escaping.
     let slashed = |p: &Path| p.display().to_string().replace('\\', "/");
     // Where c_unload finds the library (on Windows, beside the programs).
-    let lib_home = if cfg!(windows) { built().clone() } else { lib_dir() };
+    let lib_home = if cfg!(windows) {
+        built().clone()
+    } else {
+        lib_dir()
+    };
     cmd.env("TRODO_TEST_API", server.url())
         .env("TRODO_TEST_LOG", slashed(&log))
         .env("TRODO_TEST_DIR", slashed(&storage))

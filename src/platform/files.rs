@@ -14,9 +14,9 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Options for opening a file in the storage directory: created 0600, and
-/// refused (`ELOOP`) when the name is a symbolic link; on Windows a reparse
-/// point is opened itself, not what it points to.
-pub fn options() -> OpenOptions {
+/// refused when the name is a symbolic link (`ELOOP` on Unix; on Windows a
+/// reparse point is opened as itself, then refused).
+pub fn options() -> PrivateOpen {
     let mut o = OpenOptions::new();
     #[cfg(unix)]
     {
@@ -29,7 +29,53 @@ pub fn options() -> OpenOptions {
         use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT;
         o.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
     }
-    o
+    PrivateOpen(o)
+}
+
+/// [`OpenOptions`] that never follow a link (see [`options`]).
+pub struct PrivateOpen(OpenOptions);
+
+impl PrivateOpen {
+    pub fn read(&mut self, on: bool) -> &mut Self {
+        self.0.read(on);
+        self
+    }
+
+    pub fn write(&mut self, on: bool) -> &mut Self {
+        self.0.write(on);
+        self
+    }
+
+    pub fn create(&mut self, on: bool) -> &mut Self {
+        self.0.create(on);
+        self
+    }
+
+    pub fn truncate(&mut self, on: bool) -> &mut Self {
+        self.0.truncate(on);
+        self
+    }
+
+    pub fn create_new(&mut self, on: bool) -> &mut Self {
+        self.0.create_new(on);
+        self
+    }
+
+    pub fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
+        let file = self.0.open(path)?;
+        #[cfg(windows)]
+        {
+            use std::os::windows::fs::MetadataExt;
+            use windows_sys::Win32::Storage::FileSystem::FILE_ATTRIBUTE_REPARSE_POINT;
+            if file.metadata()?.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a reparse point (a symbolic link or junction), which libtrodo does not follow",
+                ));
+            }
+        }
+        Ok(file)
+    }
 }
 
 /// Creates `dir` and any missing parents, each 0700.
@@ -108,5 +154,35 @@ impl Mapped {
 
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link planted where libtrodo keeps a file is refused, and what it
+    /// points to is left alone (Unix: `O_NOFOLLOW`; Windows: the reparse
+    /// point is opened as itself and refused).
+    #[test]
+    #[cfg_attr(
+        windows,
+        ignore = "wine refuses to open a symbolic link for writing with or without the check, so it \
+                  cannot show it; on Windows this is untested"
+    )]
+    fn a_symbolic_link_in_the_storage_directory_is_refused() {
+        let dir = std::env::temp_dir().join(format!("trodo-files-{}", crate::util::new_id()));
+        create_dir(&dir).unwrap();
+        let target = dir.join("elsewhere");
+        std::fs::write(&target, b"not libtrodo's").unwrap();
+        let link = dir.join("state.json");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        #[cfg(windows)]
+        std::os::windows::fs::symlink_file(&target, &link).unwrap();
+        let opened = options().write(true).truncate(true).open(&link);
+        assert!(opened.is_err(), "the link was followed");
+        assert_eq!(std::fs::read(&target).unwrap(), b"not libtrodo's");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
