@@ -420,10 +420,6 @@ harness_tests!(
     c_users,
     c_late,
     c_unload,
-    #[cfg_attr(
-        windows,
-        ignore = "its transport is libcurl, which mingw-w64 on Debian lacks"
-    )]
     c_transport,
     c_cxx
 );

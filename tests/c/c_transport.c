@@ -1,4 +1,5 @@
-/* The host's transport: every request goes through libcurl, on a sender
+/* The host's transport: every request goes through libcurl (WinHTTP on
+ * Windows, where Debian's mingw-w64 has no libcurl), on a sender
  * thread of this program's (or, in one phase, at once inside the send
  * function). The test server answers the first two requests with 503 and
  * 429 + Retry-After: libtrodo retries them and waits as told. A request the
@@ -6,7 +7,12 @@
  * completion, and one after trodo_shutdown, change nothing. Run against the
  * library built without its HTTP client too (TRODO_TEST_NO_HTTP=1). */
 #define _POSIX_C_SOURCE 200809L
+#ifdef _WIN32
+#include <windows.h>
+#include <winhttp.h>
+#else
 #include <curl/curl.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +50,82 @@ struct reply {
     size_t length;
 };
 
+/* Records what came back and completes the request with it. */
+static void complete(TrodoRequest *request, long status, struct reply *reply) {
+    struct reply r = *reply;
+    pthread_mutex_lock(&lock);
+    if (seen_count < MAX_SEEN) {
+        seen_status[seen_count] = status;
+        seen_at[seen_count++] = now_s();
+    }
+    pthread_mutex_unlock(&lock);
+    trodo_request_complete(request, (int32_t)status, r.retry_after[0] ? r.retry_after : NULL,
+                           (const uint8_t *)r.body, r.length);
+    free(r.body);
+}
+
+#ifdef _WIN32
+/* Sends one request with WinHTTP and completes it. */
+static void send_over_http(TrodoRequest *request) {
+    struct reply r;
+    size_t i, length = 0;
+    const uint8_t *body = trodo_request_body(request, &length);
+    long status = 0;
+    int timeout = (int)trodo_request_timeout_ms(request);
+    wchar_t url[2048], host[256], path[1024], wide_headers[4096];
+    char headers[4096];
+    size_t used = 0;
+    URL_COMPONENTS parts;
+    HINTERNET session = NULL, connection = NULL, call = NULL;
+    memset(&r, 0, sizeof r);
+    memset(&parts, 0, sizeof parts);
+    headers[0] = '\0';
+    for (i = 0; i < trodo_request_header_count(request); i++) {
+        int n = snprintf(headers + used, sizeof headers - used, "%s: %s\r\n",
+                         trodo_request_header_name(request, i), trodo_request_header_value(request, i));
+        if (n > 0 && (size_t)n < sizeof headers - used) used += (size_t)n;
+    }
+    MultiByteToWideChar(CP_UTF8, 0, trodo_request_url(request), -1, url, 2048);
+    MultiByteToWideChar(CP_UTF8, 0, headers, -1, wide_headers, 4096);
+    parts.dwStructSize = sizeof parts;
+    parts.lpszHostName = host;
+    parts.dwHostNameLength = 256;
+    parts.lpszUrlPath = path;
+    parts.dwUrlPathLength = 1024;
+    if (WinHttpCrackUrl(url, 0, 0, &parts))
+        session = WinHttpOpen(L"c_transport", WINHTTP_ACCESS_TYPE_NO_PROXY, WINHTTP_NO_PROXY_NAME,
+                              WINHTTP_NO_PROXY_BYPASS, 0);
+    if (session) connection = WinHttpConnect(session, host, parts.nPort, 0);
+    if (connection)
+        call = WinHttpOpenRequest(connection, L"POST", path, NULL, WINHTTP_NO_REFERER,
+                                  WINHTTP_DEFAULT_ACCEPT_TYPES, 0);
+    if (call && WinHttpSetTimeouts(call, timeout, timeout, timeout, timeout) &&
+        WinHttpSendRequest(call, wide_headers, (DWORD)-1L, (LPVOID)body, (DWORD)length, (DWORD)length, 0) &&
+        WinHttpReceiveResponse(call, NULL)) {
+        DWORD code = 0, size = sizeof code, got = 0;
+        wchar_t retry_after[64];
+        char chunk[4096];
+        if (WinHttpQueryHeaders(call, WINHTTP_QUERY_STATUS_CODE | WINHTTP_QUERY_FLAG_NUMBER,
+                                WINHTTP_HEADER_NAME_BY_INDEX, &code, &size, WINHTTP_NO_HEADER_INDEX))
+            status = (long)code;
+        size = sizeof retry_after;
+        if (WinHttpQueryHeaders(call, WINHTTP_QUERY_RETRY_AFTER, WINHTTP_HEADER_NAME_BY_INDEX, retry_after,
+                                &size, WINHTTP_NO_HEADER_INDEX))
+            WideCharToMultiByte(CP_UTF8, 0, retry_after, -1, r.retry_after, sizeof r.retry_after, NULL, NULL);
+        while (WinHttpReadData(call, chunk, sizeof chunk, &got) && got > 0) {
+            char *grown = (char *)realloc(r.body, r.length + got);
+            if (grown == NULL) break;
+            memcpy(grown + r.length, chunk, got);
+            r.body = grown;
+            r.length += got;
+        }
+    }
+    if (call) WinHttpCloseHandle(call);
+    if (connection) WinHttpCloseHandle(connection);
+    if (session) WinHttpCloseHandle(session);
+    complete(request, status, &r);
+}
+#else
 static size_t on_header(char *line, size_t size, size_t n, void *data) {
     struct reply *r = (struct reply *)data;
     size_t len = size * n;
@@ -69,7 +151,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *out) {
 }
 
 /* Sends one request with libcurl and completes it. */
-static void send_with_curl(TrodoRequest *request) {
+static void send_over_http(TrodoRequest *request) {
     struct reply r;
     struct curl_slist *headers = NULL;
     size_t i, length = 0;
@@ -97,16 +179,9 @@ static void send_with_curl(TrodoRequest *request) {
     if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
-    pthread_mutex_lock(&lock);
-    if (seen_count < MAX_SEEN) {
-        seen_status[seen_count] = status;
-        seen_at[seen_count++] = now_s();
-    }
-    pthread_mutex_unlock(&lock);
-    trodo_request_complete(request, (int32_t)status, r.retry_after[0] ? r.retry_after : NULL,
-                           (const uint8_t *)r.body, r.length);
-    free(r.body);
+    complete(request, status, &r);
 }
+#endif
 
 static void send_fn(TrodoRequest *request, void *user_data) {
     enum mode m;
@@ -125,7 +200,7 @@ static void send_fn(TrodoRequest *request, void *user_data) {
         return;
     }
     pthread_mutex_unlock(&lock);
-    send_with_curl(request); /* AT_ONCE: sent and completed inside the send function */
+    send_over_http(request); /* AT_ONCE: sent and completed inside the send function */
 }
 
 static void *sender(void *arg) {
@@ -142,7 +217,7 @@ static void *sender(void *arg) {
         memmove(pending, pending + 1, (size_t)(pending_count - 1) * sizeof pending[0]);
         pending_count--;
         pthread_mutex_unlock(&lock);
-        send_with_curl(request);
+        send_over_http(request);
     }
 }
 
@@ -173,7 +248,9 @@ int main(void) {
     double retried_after = 0;
     int no_http = getenv("TRODO_TEST_NO_HTTP") != NULL;
 
+#ifndef _WIN32
     curl_global_init(CURL_GLOBAL_DEFAULT);
+#endif
     pthread_create(&thread, NULL, sender, NULL);
 
     /* Without a transport: the build without an HTTP client refuses init. */
@@ -261,6 +338,8 @@ int main(void) {
     pthread_cond_signal(&wake);
     pthread_mutex_unlock(&lock);
     pthread_join(thread, NULL);
+#ifndef _WIN32
     curl_global_cleanup();
+#endif
     return harness_finish("c_transport");
 }
