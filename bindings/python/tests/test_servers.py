@@ -148,6 +148,13 @@ def post_fork(server, worker):
     ''' + INIT.replace("\n", "\n    ") + '''
 
 
+def post_worker_init(worker):
+    # For the test: a worker told to stop before its signal handlers are set
+    # (while booting) misses it, gunicorn's own race; stop only once both run.
+    with open(os.environ["READY"], "a") as ready:
+        ready.write("%d\\n" % os.getpid())
+
+
 def worker_exit(server, worker):
     sent = trodo.shutdown(10.0)
     # For the test: which workers shut down here, and whether all was sent.
@@ -159,12 +166,16 @@ def worker_exit(server, worker):
 def test_gunicorn_workers_start_in_post_fork_and_shut_down_in_worker_exit(server, tmp_path):
     pytest.importorskip("gunicorn")
     (tmp_path / "gunicorn.conf.py").write_text(GUNICORN_CONF)
-    marks = tmp_path / "marks.txt"
+    marks, ready = tmp_path / "marks.txt", tmp_path / "ready.txt"
     proc, port = serve(tmp_path, server, WSGI_APP,
                        ["gunicorn", "--workers", "2", "--bind", "127.0.0.1:PORT",
                         "--config", str(tmp_path / "gunicorn.conf.py"), "app:app"],
-                       MARKS=str(marks))
+                       MARKS=str(marks), READY=str(ready))
     hit(port)
+    deadline = time.monotonic() + DEADLINE
+    while not (ready.exists() and len(ready.read_text().split()) == 2):
+        assert time.monotonic() < deadline, "the workers did not both start"
+        time.sleep(0.05)
     assert names(server) == [], "nothing is sent before the shutdown"
     stop(proc)
     assert names(server) == sorted("view-%d" % i for i in range(REQUESTS))

@@ -10,6 +10,7 @@ class InitOptions(TypedDict, total=False):
 
     api_base: str
     storage_dir: str
+    app_group_dir: str
     flush_at: int
     flush_interval_ms: int
     timeout_ms: int
