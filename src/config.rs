@@ -145,9 +145,10 @@ impl Options {
     pub fn storage_dir_for(&self, site_id: &str) -> Result<PathBuf> {
         match (&self.storage_dir, &self.app_group_dir) {
             (Some(dir), _) => Ok(dir.clone()),
-            (None, Some(group)) => Ok(crate::platform::storage_dir::application_support(group)
-                .join("trodo")
-                .join(path_safe(site_id))),
+            (None, Some(group)) => Ok(site_dir(
+                crate::platform::storage_dir::application_support(group),
+                site_id,
+            )),
             (None, None) => default_storage_dir(site_id),
         }
     }
@@ -262,7 +263,12 @@ pub fn default_storage_dir(site_id: &str) -> Result<PathBuf> {
             "no per-user data directory could be found (HOME is not set); pass \"storage_dir\" in options_json",
         )
     })?;
-    Ok(base.join("trodo").join(path_safe(site_id)))
+    Ok(site_dir(base, site_id))
+}
+
+/// `<base>/trodo/<site id>`, the site id made one safe path component.
+fn site_dir(base: PathBuf, site_id: &str) -> PathBuf {
+    base.join("trodo").join(path_safe(site_id))
 }
 
 /// A site id as one safe path component: anything outside `[A-Za-z0-9._-]`

@@ -78,9 +78,9 @@ fn compile(compiler: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
-#[cfg(not(windows))]
 /// `cargo test` builds the crate as an rlib only, so the shared library the C
 /// programs link is whatever the last `cargo build` left: refuse a stale one.
+#[cfg(not(windows))]
 fn check_library_is_fresh(lib: &Path) -> Result<(), String> {
     let hint = "run `cargo build` first (the README's test command does)";
     let built = std::fs::metadata(lib)

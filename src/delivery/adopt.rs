@@ -181,7 +181,7 @@ impl Shared {
         if damaged > 0 {
             self.queue.lock().stats.corrupt_bytes += damaged;
             let aside = segment.file("corrupt");
-            let _ = std::fs::rename(segment.file("bin"), &aside);
+            let _ = crate::platform::rename::replace(&segment.file("bin"), &aside);
             self.diag.report(format!(
                 "queue segment {} left by another process was damaged: {damaged} byte(s) held no \
                  intact record (the file was kept as {}); its {n} intact item(s) were adopted",

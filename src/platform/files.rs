@@ -7,7 +7,7 @@
 //! storage directory is under the user's profile (`%APPDATA%`), which only
 //! the user, SYSTEM and Administrators may open; a `storage_dir` elsewhere
 //! gets its parent's ACL. Reparse points (symbolic links, junctions) are
-//! opened as themselves, never followed.
+//! opened as themselves, never followed, and refused.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};

@@ -31,7 +31,7 @@ fn version() -> Option<String> {
     let mut len = buf.len();
     // SAFETY: a NUL-terminated name, a buffer and its length, which the call
     // sets to the bytes it wrote (including the NUL).
-    let ok = unsafe {
+    let status = unsafe {
         libc::sysctlbyname(
             c"kern.osproductversion".as_ptr(),
             buf.as_mut_ptr().cast(),
@@ -39,10 +39,12 @@ fn version() -> Option<String> {
             std::ptr::null_mut(),
             0,
         )
-    } == 0;
+    };
+    if status != 0 {
+        return None;
+    }
     let s = std::ffi::CStr::from_bytes_until_nul(buf.get(..len)?).ok()?;
-    ok.then(|| s.to_string_lossy().into_owned())
-        .filter(|v| !v.is_empty())
+    Some(s.to_string_lossy().into_owned()).filter(|v| !v.is_empty())
 }
 
 /// On Windows the real version (GetVersionEx lies to programs without a

@@ -2,8 +2,9 @@
 
 /// On Windows, pins the DLL: a `FreeLibrary` by the host would otherwise
 /// unmap code that the delivery threads are still running. Elsewhere
-/// nothing: `dlclose` of a library with thread-local destructors or atexit
-/// handlers is already refused by glibc and by Apple's dyld.
+/// nothing: glibc keeps a library loaded while threads it started hold
+/// thread-local destructors of it (`c_unload` checks both); Apple's dyld is
+/// not checked here.
 pub fn pin_library() {
     #[cfg(windows)]
     {
