@@ -100,6 +100,9 @@ struct Inner {
     generation: u64,
     /// The generation `base` came from.
     synced_generation: u64,
+    /// Each call's requests, in a list kept between calls so that a call
+    /// allocates none for it.
+    requests: Vec<Request>,
 }
 
 impl Inner {
@@ -228,6 +231,7 @@ impl Client {
                 epoch: 0,
                 generation: 0,
                 synced_generation: 0,
+                requests: Vec::with_capacity(2),
             }),
             diag,
             dirty: Mutex::new(None),
@@ -345,7 +349,9 @@ impl Client {
         let event = NewEvent::now(event_name, properties, category);
         self.mutate(|s, inner, out| {
             event.check()?;
-            s.touch_session(inner, out);
+            // The event's own time: one clock read per call, and the event
+            // counts in the session its time falls in.
+            s.touch_session_at(inner, out, event.timestamp());
             out.push(event.request(&s.who(&inner.state), &inner.state.groups));
             Ok(false)
         })
@@ -523,7 +529,7 @@ impl Client {
     ) -> Result<()> {
         let s = &*self.shared;
         let mut inner = s.open()?;
-        let mut out = Vec::with_capacity(2);
+        let mut out = std::mem::take(&mut inner.requests);
         if inner.state.opt_out {
             // Checked as usual, on a scratch copy that is then thrown away.
             let mut scratch = Inner {
@@ -535,16 +541,25 @@ impl Client {
                 persisted_activity_ms: now_ms(),
                 generation: 0,
                 synced_generation: 0,
+                requests: Vec::new(),
             };
-            return f(s, &mut scratch, &mut out).map(|_| ());
+            let result = f(s, &mut scratch, &mut out).map(|_| ());
+            out.clear();
+            inner.requests = out;
+            return result;
         }
-        let changes_state = f(s, &mut inner, &mut out)?;
+        let result = f(s, &mut inner, &mut out);
         let mut durable = true;
-        for r in out {
-            let (d, ok) = self.shared.delivery.enqueue(r);
-            dropped.merge(d);
-            durable &= ok;
+        if result.is_ok() {
+            for r in out.drain(..) {
+                let (d, ok) = self.shared.delivery.enqueue(r);
+                dropped.merge(d);
+                durable &= ok;
+            }
         }
+        out.clear();
+        inner.requests = out;
+        let changes_state = result?;
         if !durable {
             return Err(not_durable());
         }
@@ -689,7 +704,10 @@ impl Shared {
     /// Starts a new session after 30 idle minutes, and registers the session
     /// before its first event or identify.
     fn touch_session(&self, inner: &mut Inner, out: &mut Vec<Request>) {
-        let now = now_ms();
+        self.touch_session_at(inner, out, now_ms());
+    }
+
+    fn touch_session_at(&self, inner: &mut Inner, out: &mut Vec<Request>, now: u64) {
         let session = &mut inner.state.session;
         if now.saturating_sub(session.last_activity_ms) > SESSION_TIMEOUT_MS {
             *session = Session::new(now);

@@ -62,6 +62,11 @@ impl<'a> NewEvent<'a> {
         Ok(())
     }
 
+    /// When the call was made (ms since the epoch).
+    pub(super) fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+
     /// The event for `who`, stamped with `groups`.
     pub(super) fn request(&self, who: &Who, groups: &Memberships) -> Request {
         // Hex digits and hyphens: always UTF-8.

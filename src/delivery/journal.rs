@@ -68,7 +68,15 @@ impl Half {
     /// Copies one framed record in; false (nothing written) when it does
     /// not fit.
     pub fn put(&mut self, record: &[u8]) -> bool {
-        let (at, end) = (self.len, self.len + record.len());
+        self.put_with(record.len(), |space| space.copy_from_slice(record))
+    }
+
+    /// Has `write` frame a record of `len` bytes straight into the half
+    /// (no copy through a buffer); false (nothing written) when it does not
+    /// fit. `write` must fill `space` front to back, header first, as a
+    /// copy does.
+    pub fn put_with(&mut self, len: usize, write: impl FnOnce(&mut [u8])) -> bool {
+        let (at, end) = (self.len, self.len + len);
         let m = self.map.bytes_mut();
         if end + END.len() > m.len() {
             return false;
@@ -76,7 +84,7 @@ impl Half {
         // The end marker first: a copy cut short leaves a torn record
         // followed by nothing a reader would take.
         m[end..end + END.len()].copy_from_slice(&END);
-        m[at..end].copy_from_slice(record);
+        write(&mut m[at..end]);
         self.len = end;
         true
     }

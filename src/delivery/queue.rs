@@ -177,8 +177,7 @@ impl Shared {
             && (q.len() == 0
                 || !joins
                 || q.tail_events.is_multiple_of(self.config.flush_at.max(1)));
-        q.unwritten
-            .add(|out| store::encode_item(seq, &path, &body, out));
+        q.unwritten.add_item(seq, &path, &body);
         q.bytes += body.len() as u64;
         // Once one item is spilled, every later one is too, so that the head
         // is always older than the spilled part.

@@ -9,7 +9,9 @@
 //! mapped journal.
 
 use super::journal::Half;
-use super::store::{encode_done, merge_ranges, records, Record, Records};
+use super::store::{
+    encode_done, encode_item, item_record_len, merge_ranges, records, write_item, Record, Records,
+};
 
 /// The largest memory buffer kept for reuse; a larger one (the writer fell
 /// behind) is let go.
@@ -93,6 +95,21 @@ impl Unwritten {
             }
         }
         encode(&mut self.memory);
+    }
+
+    /// Adds an item record, framed straight into the active half when it
+    /// fits there (the caller's path: one copy of the body), else as
+    /// [`add`](Self::add) does.
+    pub fn add_item(&mut self, seq: u64, path: &str, body: &[u8]) {
+        if self.memory.is_empty() {
+            if let Some(half) = self.active.as_mut() {
+                let len = item_record_len(path, body) as usize;
+                if half.put_with(len, |space| write_item(seq, path, body, space)) {
+                    return;
+                }
+            }
+        }
+        encode_item(seq, path, body, &mut self.memory);
     }
 
     /// Bytes of records held in memory only: they die with the process
@@ -272,6 +289,30 @@ mod tests {
         assert_eq!(job_bytes(&job), b"twothree");
         u.give_back(job, true);
         assert!(u.take().is_empty());
+    }
+
+    #[test]
+    fn an_item_framed_in_the_journal_is_the_record_framed_in_memory() {
+        use crate::delivery::store::{encode_item, records, Record};
+        let (mut into_journal, mut into_memory) =
+            (Unwritten::new(Some(journal())), Unwritten::new(None));
+        for u in [&mut into_journal, &mut into_memory] {
+            u.add_item(7, "/api/events", br#"{"n":7}"#);
+            u.add_item(8, "/api/people", b"{}");
+        }
+        assert_eq!(into_journal.memory_bytes(), 0, "in the journal");
+        let mut expected = Vec::new();
+        encode_item(7, "/api/events", br#"{"n":7}"#, &mut expected);
+        encode_item(8, "/api/people", b"{}", &mut expected);
+        assert_eq!(all(&into_journal), expected);
+        assert_eq!(all(&into_memory), expected);
+        let read: Vec<_> = records(&expected)
+            .map(|(_, r)| match r {
+                Record::Item { seq, .. } => seq,
+                Record::Done(..) => 0,
+            })
+            .collect();
+        assert_eq!(read, [7, 8], "the reader takes both, checksums intact");
     }
 
     #[test]

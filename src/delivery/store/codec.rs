@@ -11,13 +11,31 @@ pub(super) const MAX_RECORD: u32 = 64 * 1024 * 1024;
 pub(super) const ITEM_OVERHEAD: u64 = 8 + 11;
 
 pub fn encode_item(seq: u64, path: &str, body: &[u8], out: &mut Vec<u8>) {
-    framed(out, |out| {
-        out.push(b'I');
-        out.extend_from_slice(&seq.to_le_bytes());
-        out.extend_from_slice(&(path.len() as u16).to_le_bytes());
-        out.extend_from_slice(path.as_bytes());
-        out.extend_from_slice(body);
-    });
+    let start = out.len();
+    out.resize(start + item_record_len(path, body) as usize, 0);
+    write_item(seq, path, body, &mut out[start..]);
+}
+
+/// Frames an item record into `space`, exactly [`item_record_len`] bytes,
+/// front to back: the checksum is taken from the parts first, so the
+/// header goes in before the payload (the order a copy of a framed record
+/// has; a write cut short fails its checksum).
+pub fn write_item(seq: u64, path: &str, body: &[u8], space: &mut [u8]) {
+    let (seq, path_len) = (seq.to_le_bytes(), (path.len() as u16).to_le_bytes());
+    let parts: [&[u8]; 5] = [b"I", &seq, &path_len, path.as_bytes(), body];
+    let mut crc = crc32fast::Hasher::new();
+    let mut len = 0;
+    for part in parts {
+        crc.update(part);
+        len += part.len();
+    }
+    space[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    space[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
+    let mut at = 8;
+    for part in parts {
+        space[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
 }
 
 pub fn encode_done(from: u64, to: u64, out: &mut Vec<u8>) {
@@ -161,4 +179,30 @@ pub fn test_item(seq: u64) -> Vec<u8> {
         &mut out,
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_written_in_place_is_its_payload_framed() {
+        let (seq, path, body) = (0x0102_0304_0506_0708_u64, "/api/events", br#"{"n":1}"#);
+        let payload = [
+            &b"I"[..],
+            &seq.to_le_bytes(),
+            &(path.len() as u16).to_le_bytes(),
+            path.as_bytes(),
+            body,
+        ]
+        .concat();
+        let mut framed = Vec::new();
+        frame(&payload, &mut framed);
+        let mut written = vec![0xAA; item_record_len(path, body) as usize];
+        write_item(seq, path, body, &mut written);
+        assert_eq!(written, framed);
+        let mut appended = b"before".to_vec();
+        encode_item(seq, path, body, &mut appended);
+        assert_eq!(&appended[6..], &framed[..]);
+    }
 }

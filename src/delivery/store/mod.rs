@@ -32,7 +32,9 @@ mod scan;
 
 #[cfg(test)]
 pub use codec::test_item;
-pub use codec::{encode_done, encode_item, intact_record_at, item_record_len, records, Record};
+pub use codec::{
+    encode_done, encode_item, intact_record_at, item_record_len, records, write_item, Record,
+};
 use codec::{parse, ITEM_OVERHEAD};
 use recovery::{copy_spilled, fold_journal, read_all};
 pub use recovery::{mark_orphan_done, merge_ranges, read_orphan};

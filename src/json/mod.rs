@@ -1,7 +1,9 @@
 //! JSON text from callers and into request bodies. A properties object on
 //! the hot path (`track`) is checked and copied into the body in one pass,
-//! without building a `serde_json::Value` tree; anything unusual goes the
-//! ordinary way (parse into a map), which also explains what is wrong.
+//! without building a `serde_json::Value` tree: by the byte scanner in
+//! `scan.rs` when it can, else through serde's visitor below; anything
+//! unusual goes the ordinary way (parse into a map), which also explains
+//! what is wrong.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,6 +12,8 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+
+mod scan;
 
 /// A JSON object given as text, checked and re-encoded compactly.
 #[derive(Debug)]
@@ -36,11 +40,15 @@ pub fn raw_object(text: &str) -> Option<RawObject<'_>> {
     }
     let mut out = RawObject {
         members: Vec::with_capacity(text.len()),
-        keys: Vec::new(),
+        keys: Vec::with_capacity(8),
     };
-    let mut de = serde_json::Deserializer::from_str(text);
-    TopLevel(&mut out).deserialize(&mut de).ok()?;
-    de.end().ok()?;
+    if scan::object(text, &mut out.members, &mut out.keys).is_none() {
+        out.members.clear();
+        out.keys.clear();
+        let mut de = serde_json::Deserializer::from_str(text);
+        TopLevel(&mut out).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+    }
     let distinct = if out.keys.len() <= 16 {
         (1..out.keys.len()).all(|i| !out.keys[..i].contains(&out.keys[i]))
     } else {
