@@ -33,17 +33,19 @@ pub(super) struct Client {
 /// the library's size): with an empty list, HTTPS cannot be verified, and
 /// that is reported once here, then every failed request as usual.
 fn root_certs(ca_file: Option<&Path>, diag: &Diagnostics) -> RootCerts {
-    let Some(path) = ca_file else {
+    #[cfg(any(target_vendor = "apple", windows, target_os = "android"))]
+    if ca_file.is_none() {
         return RootCerts::PlatformVerifier;
-    };
+    }
     let native = rustls_native_certs::load_native_certs();
     let mut certs: Vec<Certificate<'static>> = native
         .certs
         .iter()
         .map(|c| Certificate::from_der(c.as_ref()).to_owned())
         .collect();
-    match std::fs::read(path) {
-        Ok(pem) => {
+    match ca_file.map(|path| (path, std::fs::read(path))) {
+        None => {}
+        Some((path, Ok(pem))) => {
             let before = certs.len();
             for item in ureq::tls::parse_pem(&pem) {
                 if let Ok(PemItem::Certificate(c)) = item {
@@ -57,7 +59,9 @@ fn root_certs(ca_file: Option<&Path>, diag: &Diagnostics) -> RootCerts {
                 ));
             }
         }
-        Err(e) => diag.report(format!("ca_file {} cannot be read: {e}", path.display())),
+        Some((path, Err(e))) => {
+            diag.report(format!("ca_file {} cannot be read: {e}", path.display()))
+        }
     }
     if certs.is_empty() {
         diag.report(
