@@ -54,6 +54,9 @@ impl ServerSessions {
     }
 }
 
+/// What a call for one user does (see [`Client::for_user`]).
+type ForUserFn<'f, 'a> = dyn FnMut(&Who, &UserState) -> Result<(Vec<Request>, Change<'a>)> + 'f;
+
 impl Client {
     /// Tracks an event for `user`, stamped with the user's group context.
     pub fn user_track(
@@ -181,6 +184,21 @@ impl Client {
         registers: bool,
         f: impl FnOnce(&Who, &UserState) -> Result<(Vec<Request>, Change<'a>)>,
     ) -> Result<()> {
+        // One copy of the shape for every call, as with `mutate`.
+        let mut f = Some(f);
+        let mut f = |who: &Who, state: &UserState| match f.take() {
+            Some(f) => f(who, state),
+            None => Ok((Vec::new(), Change::None)),
+        };
+        self.for_user_dyn(user, registers, &mut f)
+    }
+
+    fn for_user_dyn<'a>(
+        &self,
+        user: &User,
+        registers: bool,
+        f: &mut ForUserFn<'_, 'a>,
+    ) -> Result<()> {
         let mut dropped = crate::delivery::Dropped::default();
         let result = user
             .0
@@ -193,7 +211,7 @@ impl Client {
         &self,
         user: &User,
         registers: bool,
-        f: impl FnOnce(&Who, &UserState) -> Result<(Vec<Request>, Change<'a>)>,
+        f: &mut ForUserFn<'_, 'a>,
         dropped: &mut crate::delivery::Dropped,
     ) -> Result<()> {
         let s = &*self.shared;
