@@ -56,6 +56,12 @@ impl Job {
         self.parts().iter().all(|p| p.is_empty())
     }
 
+    /// Whether the job carries more memory records than a buffer kept for
+    /// reuse holds: a burst outran the journal, and its buffer is let go.
+    pub fn holds_a_burst(&self) -> bool {
+        self.memory.capacity() > KEPT_BUFFER
+    }
+
     /// After a successful write: the half's records are in the queue file,
     /// so it is emptied (on the writer's thread, before the queue lock is
     /// taken to give it back).

@@ -78,7 +78,15 @@ impl Shared {
                     self.persist_later();
                 }
             }
-            self.queue.lock().unwritten.give_back(job, written);
+            let burst = written && job.holds_a_burst();
+            let burst_over = {
+                let mut q = self.queue.lock();
+                q.unwritten.give_back(job, written);
+                q.unwritten.memory_bytes() == 0
+            };
+            if burst && burst_over {
+                crate::platform::heap::return_free_memory();
+            }
             match result {
                 Ok(true) if empty => return (true, synced),
                 Ok(true) => continue,

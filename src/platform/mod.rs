@@ -8,6 +8,7 @@
 
 pub mod exit_hook;
 pub mod files;
+pub mod heap;
 pub mod os_version;
 pub mod pin;
 pub mod priority;
