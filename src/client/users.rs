@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use super::{membership_request, plain, with_properties_json, Client, NewEvent, Shared};
 use crate::delivery::{Outcome, Request, Tag};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::groups::MembershipOp;
 use crate::profile::PeopleOp;
 use crate::sync::Mutex;
@@ -55,7 +55,7 @@ impl ServerSessions {
 }
 
 /// What a call for one user does (see [`Client::for_user`]).
-type ForUserFn<'f, 'a> = dyn FnMut(&Who, &UserState) -> Result<(Vec<Request>, Change<'a>)> + 'f;
+type ForUserFn<'f, 'a> = dyn FnMut(&Who, &UserState) -> Result<(Request, Change<'a>)> + 'f;
 
 impl Client {
     /// Tracks an event for `user`, stamped with the user's group context.
@@ -92,7 +92,7 @@ impl Client {
         let event = NewEvent::now(event_name, properties, category);
         self.for_user(user, true, |who, state| {
             event.check()?;
-            Ok((vec![event.request(who, &state.groups)], Change::None))
+            Ok((event.request(who, &state.groups), Change::None))
         })
     }
 
@@ -114,7 +114,7 @@ impl Client {
                 tag: Tag::UserIdentify { token },
                 ..plain(wire::path::IDENTIFY, body)
             };
-            Ok((vec![request], Change::DistinctId(identify_id)))
+            Ok((request, Change::DistinctId(identify_id)))
         })
     }
 
@@ -154,7 +154,7 @@ impl Client {
         self.for_user(user, false, |who, _| {
             op.validate()?;
             let (path, body) = wire::people(who, op);
-            Ok((vec![plain(path, body)], Change::None))
+            Ok((plain(path, body), Change::None))
         })
     }
 
@@ -167,28 +167,28 @@ impl Client {
         self.for_user(user, false, |who, _| {
             validate::name(group_key, "group_key")?;
             let op = op()?;
-            Ok((vec![membership_request(who, &op)], Change::Groups(op)))
+            Ok((membership_request(who, &op), Change::Groups(op)))
         })
     }
 
     /// The shape of every per-user call: refuse when not accepting (before
-    /// looking at arguments), let `f` check arguments and build requests
+    /// looking at arguments), let `f` check arguments and build the request
     /// from the user as it is now (nothing more while opted out), register
     /// the user's session first when `registers` and it is not yet, queue
-    /// the requests on the user's lane, and apply `f`'s change to the user.
+    /// the request on the user's lane, and apply `f`'s change to the user.
     /// Calls on one user run one at a time (see `UserInner::serialized`);
     /// what the queue dropped is told after, with no lock held.
     fn for_user<'a>(
         &self,
         user: &User,
         registers: bool,
-        f: impl FnOnce(&Who, &UserState) -> Result<(Vec<Request>, Change<'a>)>,
+        f: impl FnOnce(&Who, &UserState) -> Result<(Request, Change<'a>)>,
     ) -> Result<()> {
         // One copy of the shape for every call, as with `mutate`.
         let mut f = Some(f);
         let mut f = |who: &Who, state: &UserState| match f.take() {
             Some(f) => f(who, state),
-            None => Ok((Vec::new(), Change::None)),
+            None => Err(Error::new(ErrorKind::Internal, "a user call ran twice")),
         };
         self.for_user_dyn(user, registers, &mut f)
     }
@@ -227,13 +227,11 @@ impl Client {
             session_id: &u.session_id,
             distinct_id: &state.distinct_id,
         };
-        let (requests, change) = f(&who, &state)?;
+        let (request, change) = f(&who, &state)?;
         if gate.opt_out {
             // Checked as usual; nothing is queued or changed.
-            for r in requests {
-                if let Tag::UserIdentify { token } = r.tag {
-                    s.users.identifies.lock().remove(&token);
-                }
+            if let Tag::UserIdentify { token } = request.tag {
+                s.users.identifies.lock().remove(&token);
             }
             return Ok(());
         }
@@ -256,11 +254,9 @@ impl Client {
             }
             u.registered_with.store(s.users.number, Ordering::Release);
         }
-        for r in requests {
-            let (d, ok) = lane.enqueue(r);
-            dropped.merge(d);
-            durable &= ok;
-        }
+        let (d, ok) = lane.enqueue(request);
+        dropped.merge(d);
+        durable &= ok;
         match change {
             Change::None => {}
             Change::DistinctId(id) => {
