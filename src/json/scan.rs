@@ -68,43 +68,34 @@ impl Scan<'_, '_> {
         depth: u32,
         mut key: impl FnMut(usize, usize) -> Option<()>,
     ) -> Option<()> {
-        self.blanks();
-        if self.eat(b'}').is_some() {
-            return Some(());
-        }
-        loop {
-            self.blanks();
-            let (start, end) = self.string(false)?;
+        self.list(b'}', |scan| {
+            scan.blanks();
+            let (start, end) = scan.string(false)?;
             key(start, end)?;
-            self.blanks();
-            self.eat(b':')?;
-            self.out.push(b':');
-            self.value(depth)?;
-            self.blanks();
-            match self.peek()? {
-                b',' => self.out.push(b','),
-                b'}' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-            self.at += 1;
-        }
+            scan.blanks();
+            scan.eat(b':')?;
+            scan.out.push(b':');
+            scan.value(depth)
+        })
     }
 
     /// After the opening bracket, through the closing one (not written).
     fn elements(&mut self, depth: u32) -> Option<()> {
+        self.list(b']', |scan| scan.value(depth))
+    }
+
+    /// Items separated by commas, through `close`.
+    fn list(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.blanks();
-        if self.eat(b']').is_some() {
+        if self.eat(close).is_some() {
             return Some(());
         }
         loop {
-            self.value(depth)?;
+            item(self)?;
             self.blanks();
             match self.peek()? {
                 b',' => self.out.push(b','),
-                b']' => {
+                byte if byte == close => {
                     self.at += 1;
                     return Some(());
                 }
