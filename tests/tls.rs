@@ -102,10 +102,10 @@ fn without_ca_file_an_unknown_ca_is_refused() {
     c.shutdown(Duration::ZERO).ok();
 }
 
-/// Without `ca_file` the platform's verifier decides. On Linux it trusts the
-/// system's store, which `SSL_CERT_FILE` names for this process as it does
-/// for OpenSSL programs. (On Apple and Windows the verifier is the system's
-/// own, which no test here can run.)
+/// Without `ca_file`, on Linux rustls checks against the system's store,
+/// which `SSL_CERT_FILE` names for this process as it does for OpenSSL
+/// programs. (On Apple and Windows the platform's own verifier decides,
+/// which no test here can run.)
 #[cfg(target_os = "linux")]
 #[test]
 fn without_ca_file_the_systems_store_is_trusted() {
