@@ -67,26 +67,27 @@ impl Half {
 
     /// Copies one framed record in; false (nothing written) when it does
     /// not fit.
+    #[cfg(test)]
     pub fn put(&mut self, record: &[u8]) -> bool {
-        self.put_with(record.len(), |space| space.copy_from_slice(record))
+        self.reserve(record.len())
+            .map(|space| space.copy_from_slice(record))
+            .is_some()
     }
 
-    /// Has `write` frame a record of `len` bytes straight into the half
-    /// (no copy through a buffer); false (nothing written) when it does not
-    /// fit. `write` must fill `space` front to back, header first, as a
-    /// copy does.
-    pub fn put_with(&mut self, len: usize, write: impl FnOnce(&mut [u8])) -> bool {
+    /// The space for a record of `len` bytes at the end of the half, for
+    /// the caller to fill at once, front to back, header first (as a copy
+    /// of a framed record does); `None` when it does not fit.
+    pub fn reserve(&mut self, len: usize) -> Option<&mut [u8]> {
         let (at, end) = (self.len, self.len + len);
         let m = self.map.bytes_mut();
         if end + END.len() > m.len() {
-            return false;
+            return None;
         }
         // The end marker first: a copy cut short leaves a torn record
         // followed by nothing a reader would take.
         m[end..end + END.len()].copy_from_slice(&END);
-        write(&mut m[at..end]);
         self.len = end;
-        true
+        Some(&mut m[at..end])
     }
 
     /// The records written since the half was activated.

@@ -270,7 +270,7 @@ impl Shared {
             dead += r.record_len();
         }
         q.stats.count(reason, n as u64);
-        q.unwritten.add(|out| store::encode_done(first, last, out));
+        q.unwritten.add_done(first, last);
         q.compact_due |= self.store.add_dead(dead, q.bytes);
         let tags = q.take_spilled_tags(last);
         tags.into_iter().filter(|t| *t != Tag::None).collect()
@@ -375,7 +375,7 @@ impl Shared {
         }
         if let (Some(first), Some(last)) = (removed.first(), removed.last()) {
             let (first, last) = (first.seq, last.seq);
-            q.unwritten.add(|out| store::encode_done(first, last, out));
+            q.unwritten.add_done(first, last);
         }
         q.compact_due |= self.store.add_dead(dead, q.bytes);
     }

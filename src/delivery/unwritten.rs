@@ -10,7 +10,8 @@
 
 use super::journal::Half;
 use super::store::{
-    encode_done, encode_item, item_record_len, merge_ranges, records, write_item, Record, Records,
+    append_record, encode_done, item_record_len, merge_ranges, records, write_done, write_item,
+    Record, Records, DONE_RECORD_LEN,
 };
 
 /// The largest memory buffer kept for reuse; a larger one (the writer fell
@@ -32,8 +33,6 @@ pub struct Unwritten {
     generation: u64,
     /// An empty buffer to take `memory`'s place while it is written.
     spare_memory: Vec<u8>,
-    /// Where a record is framed before it is copied into the journal.
-    scratch: Vec<u8>,
 }
 
 /// Records taken for one append, in order: a half, then memory records.
@@ -84,38 +83,27 @@ impl Unwritten {
         }
     }
 
-    /// Adds the record `encode` frames: into the active half when it fits
-    /// and nothing waits in memory ahead of it, else into memory.
-    pub fn add(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
-        if self.memory.is_empty() {
-            if let Some(half) = self.active.as_mut() {
-                self.scratch.clear();
-                encode(&mut self.scratch);
-                if !half.put(&self.scratch) {
-                    self.memory.extend_from_slice(&self.scratch);
-                }
-                if self.scratch.capacity() > KEPT_BUFFER {
-                    self.scratch = Vec::new();
-                }
-                return;
-            }
+    /// Adds the record of `len` bytes that `write` frames: straight into the
+    /// active half when it fits and nothing waits in memory ahead of it
+    /// (the caller's path: one copy of the body), else into memory.
+    pub fn add(&mut self, len: usize, write: impl FnOnce(&mut [u8])) {
+        let space = match self.active.as_mut() {
+            Some(half) if self.memory.is_empty() => half.reserve(len),
+            _ => None,
+        };
+        match space {
+            Some(space) => write(space),
+            None => append_record(&mut self.memory, len, write),
         }
-        encode(&mut self.memory);
     }
 
-    /// Adds an item record, framed straight into the active half when it
-    /// fits there (the caller's path: one copy of the body), else as
-    /// [`add`](Self::add) does.
     pub fn add_item(&mut self, seq: u64, path: &str, body: &[u8]) {
-        if self.memory.is_empty() {
-            if let Some(half) = self.active.as_mut() {
-                let len = item_record_len(path, body) as usize;
-                if half.put_with(len, |space| write_item(seq, path, body, space)) {
-                    return;
-                }
-            }
-        }
-        encode_item(seq, path, body, &mut self.memory);
+        let len = item_record_len(path, body) as usize;
+        self.add(len, |space| write_item(seq, path, body, space));
+    }
+
+    pub fn add_done(&mut self, from: u64, to: u64) {
+        self.add(DONE_RECORD_LEN, |space| write_done(from, to, space));
     }
 
     /// Bytes of records held in memory only: they die with the process
@@ -244,7 +232,7 @@ mod tests {
     }
 
     fn put(u: &mut Unwritten, bytes: &[u8]) {
-        u.add(|out| out.extend_from_slice(bytes));
+        u.add(bytes.len(), |space| space.copy_from_slice(bytes));
     }
 
     fn all(u: &Unwritten) -> Vec<u8> {
@@ -326,10 +314,10 @@ mod tests {
         use crate::delivery::store::encode_item;
         let mut u = Unwritten::new(None);
         for seq in 1..=6 {
-            u.add(|out| encode_item(seq, "/api/events", b"{}", out));
+            u.add_item(seq, "/api/events", b"{}");
         }
-        u.add(|out| encode_done(1, 2, out));
-        u.add(|out| encode_done(3, 3, out));
+        u.add_done(1, 2);
+        u.add_done(3, 3);
         u.shrink(|seq| seq >= 4);
         let mut expected = Vec::new();
         for seq in 4..=6 {

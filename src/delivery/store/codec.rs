@@ -10,19 +10,60 @@ pub(super) const MAX_RECORD: u32 = 64 * 1024 * 1024;
 /// Record framing plus the fixed part of an item payload.
 pub(super) const ITEM_OVERHEAD: u64 = 8 + 11;
 
+/// The size of a done record.
+pub const DONE_RECORD_LEN: usize = 8 + 17;
+
 pub fn encode_item(seq: u64, path: &str, body: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.resize(start + item_record_len(path, body) as usize, 0);
-    write_item(seq, path, body, &mut out[start..]);
+    append_record(out, item_record_len(path, body) as usize, |space| {
+        write_item(seq, path, body, space)
+    });
 }
 
-/// Frames an item record into `space`, exactly [`item_record_len`] bytes,
-/// front to back: the checksum is taken from the parts first, so the
-/// header goes in before the payload (the order a copy of a framed record
-/// has; a write cut short fails its checksum).
+/// Frames an item record into `space`, exactly [`item_record_len`] bytes.
 pub fn write_item(seq: u64, path: &str, body: &[u8], space: &mut [u8]) {
-    let (seq, path_len) = (seq.to_le_bytes(), (path.len() as u16).to_le_bytes());
-    let parts: [&[u8]; 5] = [b"I", &seq, &path_len, path.as_bytes(), body];
+    let parts: [&[u8]; 5] = [
+        b"I",
+        &seq.to_le_bytes(),
+        &(path.len() as u16).to_le_bytes(),
+        path.as_bytes(),
+        body,
+    ];
+    write_framed(&parts, space);
+}
+
+pub fn encode_done(from: u64, to: u64, out: &mut Vec<u8>) {
+    append_record(out, DONE_RECORD_LEN, |space| write_done(from, to, space));
+}
+
+/// Frames a done record into `space`, exactly [`DONE_RECORD_LEN`] bytes.
+pub fn write_done(from: u64, to: u64, space: &mut [u8]) {
+    write_framed(&[b"D", &from.to_le_bytes(), &to.to_le_bytes()], space);
+}
+
+/// The size on disk of an item record.
+pub fn item_record_len(path: &str, body: &[u8]) -> u64 {
+    ITEM_OVERHEAD + (path.len() + body.len()) as u64
+}
+
+pub(super) fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    append_record(out, 8 + payload.len(), |space| {
+        write_framed(&[payload], space)
+    });
+}
+
+/// Appends a record of `len` bytes that `write` frames in place.
+pub fn append_record(out: &mut Vec<u8>, len: usize, write: impl FnOnce(&mut [u8])) {
+    let start = out.len();
+    out.resize(start + len, 0);
+    write(&mut out[start..]);
+}
+
+/// Frames the payload given in `parts` into `space` (exactly 8 bytes more
+/// than they hold), front to back: the checksum is taken from the parts
+/// first, so the header goes in before the payload, as in a copy of a
+/// framed record (a write cut short fails its checksum). The caller's track
+/// path thus frames its record straight into the mapped journal.
+fn write_framed(parts: &[&[u8]], space: &mut [u8]) {
     let mut crc = crc32fast::Hasher::new();
     let mut len = 0;
     for part in parts {
@@ -36,36 +77,6 @@ pub fn write_item(seq: u64, path: &str, body: &[u8], space: &mut [u8]) {
         space[at..at + part.len()].copy_from_slice(part);
         at += part.len();
     }
-}
-
-pub fn encode_done(from: u64, to: u64, out: &mut Vec<u8>) {
-    framed(out, |out| {
-        out.push(b'D');
-        out.extend_from_slice(&from.to_le_bytes());
-        out.extend_from_slice(&to.to_le_bytes());
-    });
-}
-
-/// The size on disk of an item record.
-pub fn item_record_len(path: &str, body: &[u8]) -> u64 {
-    ITEM_OVERHEAD + (path.len() + body.len()) as u64
-}
-
-pub(super) fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    framed(out, |out| out.extend_from_slice(payload));
-}
-
-/// Appends the record whose payload `write` appends, framed: the payload is
-/// written in place and its length and checksum filled in after, so the
-/// caller's track path copies its body once and allocates nothing.
-pub(super) fn framed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 8]);
-    write(out);
-    let payload = &out[start + 8..];
-    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 pub(super) fn u64_at(payload: &[u8], at: usize) -> Option<u64> {
@@ -186,7 +197,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_item_written_in_place_is_its_payload_framed() {
+    fn records_are_their_payloads_framed() {
         let (seq, path, body) = (0x0102_0304_0506_0708_u64, "/api/events", br#"{"n":1}"#);
         let payload = [
             &b"I"[..],
@@ -196,13 +207,25 @@ mod tests {
             body,
         ]
         .concat();
-        let mut framed = Vec::new();
-        frame(&payload, &mut framed);
+        // The framing spelled out, not through the code under test.
+        let mut framed = (payload.len() as u32).to_le_bytes().to_vec();
+        framed.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        framed.extend_from_slice(&payload);
         let mut written = vec![0xAA; item_record_len(path, body) as usize];
         write_item(seq, path, body, &mut written);
         assert_eq!(written, framed);
         let mut appended = b"before".to_vec();
         encode_item(seq, path, body, &mut appended);
         assert_eq!(&appended[6..], &framed[..]);
+        let mut by_frame = Vec::new();
+        frame(&payload, &mut by_frame);
+        assert_eq!(by_frame, framed);
+        let done = [&b"D"[..], &1u64.to_le_bytes(), &2u64.to_le_bytes()].concat();
+        let mut encoded = Vec::new();
+        encode_done(1, 2, &mut encoded);
+        assert_eq!(encoded.len(), DONE_RECORD_LEN);
+        assert_eq!(&encoded[8..], &done[..]);
+        assert_eq!(&encoded[..4], &(done.len() as u32).to_le_bytes());
+        assert_eq!(&encoded[4..8], &crc32fast::hash(&done).to_le_bytes());
     }
 }

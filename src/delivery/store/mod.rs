@@ -33,7 +33,8 @@ mod scan;
 #[cfg(test)]
 pub use codec::test_item;
 pub use codec::{
-    encode_done, encode_item, intact_record_at, item_record_len, records, write_item, Record,
+    append_record, encode_done, encode_item, intact_record_at, item_record_len, records,
+    write_done, write_item, Record, DONE_RECORD_LEN,
 };
 use codec::{parse, ITEM_OVERHEAD};
 use recovery::{copy_spilled, fold_journal, read_all};
