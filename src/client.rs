@@ -520,7 +520,10 @@ impl Client {
         // One copy of the shape below for every call, not one per call
         // (a tenth of the library's own code was these copies).
         let mut f = Some(f);
-        self.mutate_dyn(&mut |s, inner, out| f.take().map_or(Ok(false), |f| f(s, inner, out)))
+        self.mutate_dyn(&mut |s, inner, out| match f.take() {
+            Some(f) => f(s, inner, out),
+            None => Err(Error::new(ErrorKind::Internal, "a call ran twice")),
+        })
     }
 
     fn mutate_dyn(&self, f: &mut MutateFn<'_>) -> Result<()> {

@@ -43,24 +43,23 @@ fn root_certs(ca_file: Option<&Path>, diag: &Diagnostics) -> RootCerts {
         .iter()
         .map(|c| Certificate::from_der(c.as_ref()).to_owned())
         .collect();
-    match ca_file.map(|path| (path, std::fs::read(path))) {
-        None => {}
-        Some((path, Ok(pem))) => {
-            let before = certs.len();
-            for item in ureq::tls::parse_pem(&pem) {
-                if let Ok(PemItem::Certificate(c)) = item {
-                    certs.push(c);
+    if let Some(path) = ca_file {
+        match std::fs::read(path) {
+            Ok(pem) => {
+                let before = certs.len();
+                for item in ureq::tls::parse_pem(&pem) {
+                    if let Ok(PemItem::Certificate(c)) = item {
+                        certs.push(c);
+                    }
+                }
+                if certs.len() == before {
+                    diag.report(format!(
+                        "ca_file {}: no PEM certificate found",
+                        path.display()
+                    ));
                 }
             }
-            if certs.len() == before {
-                diag.report(format!(
-                    "ca_file {}: no PEM certificate found",
-                    path.display()
-                ));
-            }
-        }
-        Some((path, Err(e))) => {
-            diag.report(format!("ca_file {} cannot be read: {e}", path.display()))
+            Err(e) => diag.report(format!("ca_file {} cannot be read: {e}", path.display())),
         }
     }
     if certs.is_empty() {
