@@ -538,7 +538,6 @@ impl Client {
     fn mutate_locked(&self, f: &mut MutateFn<'_>, dropped: &mut delivery::Dropped) -> Result<()> {
         let s = &*self.shared;
         let mut inner = s.open()?;
-        let mut out = std::mem::take(&mut inner.requests);
         if inner.state.opt_out {
             // Checked as usual, on a scratch copy that is then thrown away.
             let mut scratch = Inner {
@@ -552,11 +551,9 @@ impl Client {
                 synced_generation: 0,
                 requests: Vec::new(),
             };
-            let result = f(s, &mut scratch, &mut out).map(|_| ());
-            out.clear();
-            inner.requests = out;
-            return result;
+            return f(s, &mut scratch, &mut Vec::new()).map(|_| ());
         }
+        let mut out = std::mem::take(&mut inner.requests);
         let result = f(s, &mut inner, &mut out);
         let mut durable = true;
         if result.is_ok() {
