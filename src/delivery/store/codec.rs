@@ -10,8 +10,9 @@ pub(super) const MAX_RECORD: u32 = 64 * 1024 * 1024;
 /// Record framing plus the fixed part of an item payload.
 pub(super) const ITEM_OVERHEAD: u64 = 8 + 11;
 
-/// The size of a done record.
-pub const DONE_RECORD_LEN: usize = 8 + 17;
+/// The size of a done record (crate-visible only: cbindgen would put a
+/// `pub` constant in the C header).
+pub(crate) const DONE_RECORD_LEN: usize = 8 + 17;
 
 pub fn encode_item(seq: u64, path: &str, body: &[u8], out: &mut Vec<u8>) {
     append_record(out, item_record_len(path, body) as usize, |space| {

@@ -32,9 +32,10 @@ mod scan;
 
 #[cfg(test)]
 pub use codec::test_item;
+pub(crate) use codec::DONE_RECORD_LEN;
 pub use codec::{
     append_record, encode_done, encode_item, intact_record_at, item_record_len, records,
-    write_done, write_item, Record, DONE_RECORD_LEN,
+    write_done, write_item, Record,
 };
 use codec::{parse, ITEM_OVERHEAD};
 use recovery::{copy_spilled, fold_journal, read_all};
