@@ -162,8 +162,9 @@ extern "C" {
  * memory (a backlog beyond 4 MiB waits on disk only); "unreadable" counts
  * items kept on disk only that could not be read back; "paused_until_ms" is
  * the epoch ms a 429 paused sending until (0 when not paused);
- * "memory_only_bytes" counts records not yet durable (the journal that
- * makes an accepted call survive a crash was full, or could not be made);
+ * "memory_only_bytes" counts records not yet durable (the queue file's
+ * mapped tail, which makes an accepted call survive a crash, was full or
+ * could not be mapped);
  * "worker_panics" counts internal errors the delivery thread survived. Free it with
  * trodo_string_free. NULL when not initialized.
  */

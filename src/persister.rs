@@ -1,6 +1,6 @@
 //! A background writer: callers mark something dirty (cheaply, without a
 //! system call), and one thread writes it at most once per interval, sooner
-//! when urged. Used for the state file and for the queue's journal.
+//! when urged. Used for the state file and for the queue file's tail.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -138,7 +138,7 @@ impl Shared {
                 return Ok(());
             };
             // Adopted items are this process's as soon as their records are
-            // in its journal (they survive its death from then on); records
+            // in its queue file's window (they survive its death from then on); records
             // that had to wait in memory must reach its queue file first.
             let in_memory = self.queue.lock().unwritten.memory_bytes() > 0;
             if in_memory && !self.write_unwritten() {

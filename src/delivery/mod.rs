@@ -6,7 +6,6 @@
 
 mod adopt;
 mod config;
-pub mod journal;
 pub mod lanes;
 pub mod policy;
 mod queue;
@@ -16,6 +15,7 @@ mod stats;
 pub mod store;
 pub mod transport;
 mod unwritten;
+pub mod window;
 mod worker;
 mod writing;
 
@@ -104,7 +104,7 @@ impl Delivery {
             last_seq: recovered.last_seq,
             flush_through: 0,
             not_before: None,
-            unwritten: Unwritten::new(recovered.journal),
+            unwritten: Unwritten::default(),
             compact_due: false,
             tail_events: 0,
             discard_through: 0,
@@ -147,6 +147,14 @@ impl Delivery {
         })
         .map_err(internal)?;
         let _ = shared.dirty.set(writer.flag());
+        // The first window: the main lane maps it here, within trodo_init's
+        // storage set-up, so the first calls' records are durable at once;
+        // a user lane, started by a caller's first per-user call, leaves it
+        // to the writer (those records wait in memory until it is mapped).
+        match shared.config.adopt {
+            true => shared.write_in_round(),
+            false => shared.write_now(),
+        }
         let s = shared.clone();
         let worker = std::thread::Builder::new()
             .name("trodo-delivery".into())
@@ -230,7 +238,7 @@ impl Delivery {
         s.adoption.stop();
         // Nothing below waits past the deadline: a thread still busy then (a
         // long compaction, a stuck disk) is left to finish on its own, and
-        // what it leaves is in the journal for the segment's next opener.
+        // what it leaves is in the queue file for the segment's next opener.
         // Once the adoption lock is had, no adoption is under way, and after
         // the stop none starts: then an empty segment may be removed.
         let adoption_idle = s.adoption.idle_by(deadline);
@@ -241,9 +249,15 @@ impl Delivery {
             w.stop_by(Some(deadline));
         }
         let written = s.write_unwritten_by(Some(deadline));
-        let empty = s.queue.lock().len() == 0;
-        s.store
-            .close_by(written && empty && adoption_idle.is_some(), Some(deadline));
+        let (empty, window) = match s.queue.lock_by(Some(deadline)) {
+            Some(mut q) => (q.len() == 0, q.unwritten.take_window()),
+            None => (false, None),
+        };
+        s.store.close_by(
+            written && empty && adoption_idle.is_some(),
+            Some(deadline),
+            window,
+        );
         drop(adoption_idle);
         // The worker leaves at its next check; inside a request it may take up
         // to timeout_ms, so it is only joined when it has already left. A
@@ -316,7 +330,7 @@ impl Drop for Delivery {
 /// is left of a shutdown's timeout, but at least this: a thread that is
 /// merely waking up, or a write in progress, is not abandoned for a zero
 /// timeout. Only something stuck (a long compaction, a lock another
-/// process holds) is left behind, and its work is in the journal.
+/// process holds) is left behind, and its work is in the queue file.
 pub const STOP_GRACE: Duration = Duration::from_millis(250);
 
 /// The deadline for stopping, for a shutdown that started at `start`.

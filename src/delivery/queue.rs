@@ -72,8 +72,8 @@ pub(super) struct Queue {
     pub(super) flush_through: u64,
     /// No request before this (backoff or a 429 pause).
     pub(super) not_before: Option<Instant>,
-    /// Records (items and done markers) not yet in the queue file: in the
-    /// mapped journal, or in memory when it is full.
+    /// Where callers put their records (items and done markers): the
+    /// queue file's mapped tail, or memory when it has no room.
     pub(super) unwritten: Unwritten,
     /// Enough of the file is done records: rewrite it (in `compact_if_due`).
     pub(super) compact_due: bool,
@@ -282,10 +282,11 @@ impl Shared {
     /// those the core asked to hear about are returned.
     pub(super) fn refill(&self, q: &mut MutexGuard<'_, Queue>, wanted: &[u64]) -> Option<Vec<Tag>> {
         let read = MutexGuard::unlocked(q, || {
-            self.store.read_spilled(wanted, |visit| {
-                let q = self.queue.lock();
-                q.unwritten.parts().into_iter().for_each(visit)
-            })
+            self.store.read_spilled(
+                wanted,
+                |file_end| self.queue.lock().unwritten.end().unwrap_or(file_end),
+                |visit| visit(self.queue.lock().unwritten.memory()),
+            )
         });
         let found = match read {
             Ok(found) => found,

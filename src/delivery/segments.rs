@@ -108,8 +108,7 @@ impl Segment {
         }
     }
 
-    /// `<stem>.<ext>` beside the lock: `bin` (the queue), `jnl` (its
-    /// journal), `tmp`, `corrupt`.
+    /// `<stem>.<ext>` beside the lock: `bin` (the queue), `tmp`, `corrupt`.
     pub fn file(&self, ext: &str) -> PathBuf {
         self.dir.join(format!("{}.{ext}", self.stem))
     }
@@ -120,7 +119,7 @@ impl Segment {
 
     /// Removes the segment's files, the lock file last, while still holding it.
     pub fn remove(self) {
-        for ext in ["bin", "jnl", "tmp"] {
+        for ext in ["bin", "tmp"] {
             let _ = fs::remove_file(self.file(ext));
         }
         let _ = fs::remove_file(self.file("lock"));

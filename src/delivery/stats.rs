@@ -28,9 +28,9 @@ pub struct Stats {
     pub corrupt_bytes: u64,
     /// Panics caught on the delivery thread (each reported; it carries on).
     pub worker_panics: u64,
-    /// Bytes of records held in memory only (the journal was full, or could
-    /// not be made): not yet durable, they die with the process until the
-    /// writer has written them.
+    /// Bytes of records held in memory only (the queue file's mapped tail
+    /// was full, or could not be mapped): not yet durable, they die with the
+    /// process until the writer has moved them into the file.
     pub memory_only_bytes: u64,
 }
 

@@ -1,18 +1,16 @@
-//! The records on their way to the queue file, in this order: a journal
-//! half a failed write left behind (`sealed`), records in memory a failed
-//! write left behind (`failed`), the active journal half, and records in
-//! memory only because the active half was full (`memory`). Callers add
-//! records under the queue lock; the writer takes a prefix of that order
-//! ([`Unwritten::take`]) and gives the job back when it has written it or
-//! failed ([`Unwritten::give_back`]), so the order on disk is always the
-//! order of the calls. Pure bookkeeping: no I/O but the copies into the
-//! mapped journal.
+//! The records on their way into the queue file: framed by the callers
+//! straight into the file's mapped tail (the [`Window`]), or, where no
+//! window has room (none is mapped yet, the disk is full, a burst outran the
+//! writer), kept in memory behind it until the writer moves them in. Memory
+//! records always follow the window's, so the order in the file is the order
+//! of the calls. Pure bookkeeping under the queue lock: no I/O but the
+//! copies into the mapping.
 
-use super::journal::Half;
 use super::store::{
     append_record, encode_done, item_record_len, merge_ranges, records, write_done, write_item,
-    Record, Records, DONE_RECORD_LEN,
+    Record, DONE_RECORD_LEN,
 };
+use super::window::{Unflushed, Window, WINDOW};
 
 /// The largest memory buffer kept for reuse; a larger one (the writer fell
 /// behind) is let go.
@@ -20,75 +18,39 @@ const KEPT_BUFFER: usize = 1024 * 1024;
 
 #[derive(Default)]
 pub struct Unwritten {
-    /// A half whose write failed: it goes first next time.
-    sealed: Option<Half>,
-    /// Memory records whose write failed: after `sealed`, before `active`.
-    failed: Vec<u8>,
-    /// The half records go to; None without a journal.
-    active: Option<Half>,
-    /// Records in memory only, after everything in the journal.
+    /// The file's mapped tail; None before the writer maps one, and while
+    /// none can be.
+    window: Option<Window>,
+    /// Records in memory only, after everything in the window: those from
+    /// `moved` on (the ones before it are in the window already; the buffer
+    /// is emptied when all are).
     memory: Vec<u8>,
-    /// The other half, empty, when the writer is not writing it.
-    spare: Option<Half>,
-    generation: u64,
-    /// An empty buffer to take `memory`'s place while it is written.
-    spare_memory: Vec<u8>,
+    moved: usize,
+    /// The writer could not map a window: callers stop urging it (it tries
+    /// again within its interval).
+    stalled: bool,
 }
 
-/// Records taken for one append, in order: a half, then memory records.
-pub struct Job {
-    half: Option<Half>,
-    memory: Vec<u8>,
-}
-
-impl Records for Job {
-    fn parts(&self) -> [&[u8]; 2] {
-        [
-            self.half.as_ref().map_or(&[][..], Half::records),
-            &self.memory,
-        ]
-    }
-}
-
-impl Job {
-    pub fn is_empty(&self) -> bool {
-        self.parts().iter().all(|p| p.is_empty())
-    }
-
-    /// Whether the job carries more memory records than a buffer kept for
-    /// reuse holds: a burst outran the journal, and its buffer is let go.
-    pub fn holds_a_burst(&self) -> bool {
-        self.memory.capacity() > KEPT_BUFFER
-    }
-
-    /// After a successful write: the half's records are in the queue file,
-    /// so it is emptied (on the writer's thread, before the queue lock is
-    /// taken to give it back).
-    pub fn written(&mut self) {
-        if let Some(h) = self.half.as_mut() {
-            h.clear();
-        }
-    }
+/// What a call to [`Unwritten::move_in`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Moved {
+    /// Memory is empty.
+    All,
+    /// Memory is empty, and the large buffer a burst had grown was let go.
+    Freed,
+    /// Some records moved; more wait.
+    Some,
+    /// Nothing fits the window (or there is none).
+    None,
 }
 
 impl Unwritten {
-    /// With the journal's two halves (`active` is generation 1), or none.
-    pub fn new(journal: Option<(Half, Half)>) -> Unwritten {
-        let (active, spare) = journal.unzip();
-        Unwritten {
-            active,
-            spare,
-            generation: 1,
-            ..Unwritten::default()
-        }
-    }
-
     /// Adds the record of `len` bytes that `write` frames: straight into the
-    /// active half when it fits and nothing waits in memory ahead of it
-    /// (the caller's path: one copy of the body), else into memory.
+    /// window when it fits and nothing waits in memory ahead of it (the
+    /// caller's path: one copy of the body), else into memory.
     pub fn add(&mut self, len: usize, write: impl FnOnce(&mut [u8])) {
-        let space = match self.active.as_mut() {
-            Some(half) if self.memory.is_empty() => half.reserve(len),
+        let space = match self.window.as_mut() {
+            Some(w) if self.memory.len() == self.moved => w.reserve(len),
             _ => None,
         };
         match space {
@@ -107,212 +69,308 @@ impl Unwritten {
     }
 
     /// Bytes of records held in memory only: they die with the process
-    /// until written.
+    /// until moved into the window.
     pub fn memory_bytes(&self) -> usize {
-        self.failed.len() + self.memory.len()
+        self.memory().len()
+    }
+
+    /// The records in memory only (they follow the file's).
+    pub fn memory(&self) -> &[u8] {
+        &self.memory[self.moved..]
     }
 
     /// Keeps, of the records in memory only, the items `live` still wants
-    /// and the done ranges merged: while the queue file cannot be written,
-    /// memory then stays within the queue bounds instead of growing with
-    /// every record of items dropped since. (Records the writer holds are
-    /// left alone: they come back as `failed`, shrunk the next time.)
+    /// and the done ranges merged: while no window can be mapped, memory
+    /// then stays within the queue bounds instead of growing with every
+    /// record of items dropped since.
     pub fn shrink(&mut self, live: impl Fn(u64) -> bool) {
-        for part in [&mut self.failed, &mut self.memory] {
-            let mut kept = Vec::with_capacity(part.len() / 2);
-            let mut done = Vec::new();
-            for (frame, record) in records(part) {
-                match record {
-                    Record::Item { seq, .. } if live(seq) => kept.extend_from_slice(frame),
-                    Record::Item { .. } => {}
-                    Record::Done(from, to) => done.push((from, to)),
-                }
+        let mut kept = Vec::with_capacity(self.memory_bytes() / 2);
+        let mut done = Vec::new();
+        for (frame, record) in records(self.memory()) {
+            match record {
+                Record::Item { seq, .. } if live(seq) => kept.extend_from_slice(frame),
+                Record::Item { .. } => {}
+                Record::Done(from, to) => done.push((from, to)),
             }
-            for (from, to) in merge_ranges(done) {
-                encode_done(from, to, &mut kept);
-            }
-            *part = kept;
         }
+        for (from, to) in merge_ranges(done) {
+            encode_done(from, to, &mut kept);
+        }
+        self.memory = kept;
+        self.moved = 0;
     }
 
-    /// Whether the writer should write now rather than at its next
-    /// interval: the active half is over half full, or records wait in
-    /// memory.
+    /// Whether the writer should come now rather than at its next interval:
+    /// there is no window or it is half full, or records wait in memory
+    /// (`write_now_bytes` of them while it cannot map a window).
     pub fn urgent(&self, write_now_bytes: usize) -> bool {
-        let active = self.active.as_ref().map_or(0, |h| h.records().len());
-        active >= write_now_bytes.min(super::journal::HALF / 2)
-            || self.memory.len() >= write_now_bytes
-            || (!self.memory.is_empty() && self.spare.is_some())
+        if self.stalled {
+            return self.memory_bytes() >= write_now_bytes;
+        }
+        self.memory_bytes() > 0 || self.wants_window().is_some()
     }
 
-    /// The next records to append: a prefix of the order above. A failed
-    /// half with the failed memory behind it; else the failed memory alone;
-    /// else the active half (the spare takes its place) and, once nothing
-    /// in the journal is left ahead of it, the memory.
-    pub fn take(&mut self) -> Job {
-        if let Some(half) = self.sealed.take() {
-            let memory = std::mem::take(&mut self.failed);
-            return Job {
-                half: Some(half),
-                memory,
-            };
+    /// When the writer should map a new window: the room it needs (for the
+    /// first record in memory at least), and where the records end (None
+    /// without a window: the file knows).
+    pub fn wants_window(&self) -> Option<(usize, Option<u64>)> {
+        let first = self.memory_record_len().unwrap_or(0);
+        match &self.window {
+            None => Some((first, None)),
+            Some(w) if w.free() < WINDOW / 2 || w.free() < first => Some((first, Some(w.end()))),
+            Some(_) => None,
         }
-        if !self.failed.is_empty() {
-            return Job {
-                half: None,
-                memory: std::mem::take(&mut self.failed),
-            };
-        }
-        let mut half = None;
-        if self.active.as_ref().is_some_and(|h| !h.is_empty()) {
-            if let Some(mut next) = self.spare.take() {
-                self.generation += 1;
-                next.activate(self.generation);
-                half = self.active.replace(next);
+    }
+
+    /// The size of the first record in memory.
+    fn memory_record_len(&self) -> Option<usize> {
+        let len = self.memory().get(..4)?;
+        Some(8 + u32::from_le_bytes(len.try_into().ok()?) as usize)
+    }
+
+    /// Where the records end, when a window is mapped.
+    pub fn end(&self) -> Option<u64> {
+        self.window.as_ref().map(Window::end)
+    }
+
+    /// Puts `next` (mapped where the records ended when it was asked for)
+    /// in use, taking over what callers framed meanwhile; returns the window
+    /// it replaces, or `next` back when it cannot follow it.
+    pub fn install(&mut self, mut next: Window) -> Result<Option<Window>, Window> {
+        if let Some(old) = &self.window {
+            if !next.follow(old) {
+                return Err(next);
             }
         }
-        let journal_ahead = self.active.as_ref().is_some_and(|h| !h.is_empty());
-        let memory = match journal_ahead {
-            true => Vec::new(),
-            false => {
-                let empty = std::mem::take(&mut self.spare_memory);
-                std::mem::replace(&mut self.memory, empty)
-            }
+        self.stalled = false;
+        Ok(self.window.replace(next))
+    }
+
+    /// Notes whether the writer could map a window.
+    pub fn set_stalled(&mut self, stalled: bool) {
+        self.stalled = stalled;
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// Moves the records in memory into the window, in order, as many whole
+    /// ones as fit, `max` bytes at most (the queue lock is held meanwhile).
+    pub fn move_in(&mut self, max: usize) -> Moved {
+        if self.memory_bytes() == 0 {
+            return Moved::All;
+        }
+        let Some(window) = self.window.as_mut() else {
+            return Moved::None;
         };
-        // Records added while this job is out go to the (new) active half:
-        // after the job's, whether it is written or fails (then its records
-        // come back as `sealed` and `failed`, still ahead).
-        Job { half, memory }
-    }
-
-    /// A job back from the writer: written, its half becomes the spare; not
-    /// written, it goes first next time, ahead of everything added since.
-    pub fn give_back(&mut self, job: Job, written: bool) {
-        let Job { half, mut memory } = job;
-        if written {
-            if half.is_some() {
-                self.spare = half;
+        let memory = &self.memory[self.moved..];
+        let room = window.free().min(max.max(1));
+        let mut n = 0;
+        while let Some(len) = memory.get(n..n + 4) {
+            let size = 8 + u32::from_le_bytes(len.try_into().unwrap_or_default()) as usize;
+            if n + size > room && (n > 0 || size > window.free()) {
+                break;
             }
-            if memory.capacity() <= KEPT_BUFFER {
-                memory.clear();
-                self.spare_memory = memory;
+            n += size;
+        }
+        if n == 0 {
+            return Moved::None;
+        }
+        if let Some(space) = window.reserve(n) {
+            space.copy_from_slice(&memory[..n]);
+        }
+        self.moved += n;
+        if self.moved < self.memory.len() {
+            return Moved::Some;
+        }
+        self.moved = 0;
+        match self.memory.capacity() > KEPT_BUFFER {
+            true => {
+                self.memory = Vec::new();
+                Moved::Freed
             }
-        } else {
-            if half.is_some() {
-                self.sealed = half;
+            false => {
+                self.memory.clear();
+                Moved::All
             }
-            memory.extend_from_slice(&self.failed);
-            self.failed = memory;
         }
     }
 
-    /// Every record not yet in the queue file, in order.
-    pub fn parts(&self) -> [&[u8]; 4] {
-        fn records(h: &Option<Half>) -> &[u8] {
-            h.as_ref().map_or(&[], Half::records)
+    /// Takes the window out of use: callers' records wait in memory until
+    /// the next one is installed.
+    pub fn take_window(&mut self) -> Option<Window> {
+        self.window.take()
+    }
+
+    /// Takes the records in memory, to be written where no window can be
+    /// mapped; [`give_back`](Self::give_back) when that failed.
+    pub fn take_memory(&mut self) -> Vec<u8> {
+        let mut taken = std::mem::take(&mut self.memory);
+        taken.drain(..std::mem::take(&mut self.moved));
+        taken
+    }
+
+    /// Records taken by [`take_memory`](Self::take_memory) and not written:
+    /// they go first again, ahead of everything added since.
+    pub fn give_back(&mut self, mut taken: Vec<u8>) {
+        taken.extend_from_slice(self.memory());
+        self.memory = taken;
+        self.moved = 0;
+    }
+
+    /// What of the window to push to the disk for power loss.
+    pub fn unflushed(&mut self) -> Option<Unflushed> {
+        self.window.as_mut().map(Window::unflushed)
+    }
+
+    /// A push of `u` failed: it is pushed again next time.
+    pub fn flush_failed(&mut self, u: &Unflushed) {
+        if let Some(w) = self.window.as_mut() {
+            u.failed(w);
         }
-        [
-            records(&self.sealed),
-            &self.failed,
-            records(&self.active),
-            &self.memory,
-        ]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::journal;
+    use crate::delivery::store::{encode_item, test_item};
+    use crate::platform::files;
 
-    fn journal() -> (Half, Half) {
+    fn window_at(end: u64) -> (std::fs::File, Window) {
         let d = std::env::temp_dir().join(format!("trodo-unwritten-{}", crate::util::new_id()));
         std::fs::create_dir_all(&d).unwrap();
-        journal::open(&d.join("q.jnl")).unwrap()
+        let f = files::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(d.join("q.bin"))
+            .unwrap();
+        let w = Window::map(&f, end, 0).unwrap();
+        (f, w)
     }
 
-    fn put(u: &mut Unwritten, bytes: &[u8]) {
-        u.add(bytes.len(), |space| space.copy_from_slice(bytes));
+    fn file_bytes(f: &std::fs::File, len: usize) -> Vec<u8> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = f;
+        let mut b = vec![0u8; len];
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        b
     }
 
-    fn all(u: &Unwritten) -> Vec<u8> {
-        u.parts().concat()
-    }
-
-    fn job_bytes(j: &Job) -> Vec<u8> {
-        j.parts().concat()
-    }
-
-    #[test]
-    fn without_a_journal_records_wait_in_memory_and_keep_their_order() {
-        let mut u = Unwritten::new(None);
-        put(&mut u, b"ab");
-        let job = u.take();
-        put(&mut u, b"cd");
-        assert_eq!(job_bytes(&job), b"ab");
-        u.give_back(job, false);
-        assert_eq!(all(&u), b"abcd");
-        assert_eq!(u.memory_bytes(), 4);
-        // What failed goes first, alone; then what came after.
-        let job = u.take();
-        assert_eq!(job_bytes(&job), b"ab");
-        u.give_back(job, true);
-        let job = u.take();
-        assert_eq!(job_bytes(&job), b"cd");
-        u.give_back(job, true);
-        assert!(u.take().is_empty());
+    fn items(seqs: std::ops::RangeInclusive<u64>) -> Vec<u8> {
+        seqs.flat_map(test_item).collect()
     }
 
     #[test]
-    fn the_halves_swap_and_a_failed_half_goes_first_next_time() {
-        let mut u = Unwritten::new(Some(journal()));
-        put(&mut u, b"one");
-        assert_eq!(u.memory_bytes(), 0, "in the journal");
-        let job = u.take();
-        put(&mut u, b"two");
-        assert_eq!(job_bytes(&job), b"one");
-        u.give_back(job, false);
-        put(&mut u, b"three");
-        assert_eq!(all(&u), b"onetwothree");
-        // The failed half first, alone: the active one is still ahead of memory.
-        let mut job = u.take();
-        assert_eq!(job_bytes(&job), b"one");
-        job.written();
-        u.give_back(job, true);
-        let job = u.take();
-        assert_eq!(job_bytes(&job), b"twothree");
-        u.give_back(job, true);
-        assert!(u.take().is_empty());
+    fn without_a_window_records_wait_in_memory_and_go_in_first_once_there_is_one() {
+        let mut u = Unwritten::default();
+        u.add_item(1, "/api/events", br#"{"n":1}"#);
+        u.add_item(2, "/api/events", br#"{"n":2}"#);
+        assert_eq!(u.memory(), items(1..=2));
+        assert!(u.urgent(usize::MAX), "the writer is wanted");
+        assert_eq!(u.wants_window().map(|(_, end)| end), Some(None));
+        let (f, w) = window_at(0);
+        assert!(u.install(w).unwrap().is_none());
+        // Memory is not empty: a new record still waits behind it.
+        u.add_item(3, "/api/events", br#"{"n":3}"#);
+        assert_eq!(u.move_in(usize::MAX), Moved::All);
+        u.add_item(4, "/api/events", br#"{"n":4}"#);
+        assert_eq!(u.memory_bytes(), 0, "now straight into the window");
+        let len = items(1..=4).len();
+        assert_eq!(file_bytes(&f, len), items(1..=4));
+        assert_eq!(u.end(), Some(len as u64));
     }
 
     #[test]
-    fn an_item_framed_in_the_journal_is_the_record_framed_in_memory() {
-        use crate::delivery::store::{encode_item, records, Record};
-        let (mut into_journal, mut into_memory) =
-            (Unwritten::new(Some(journal())), Unwritten::new(None));
-        for u in [&mut into_journal, &mut into_memory] {
+    fn an_item_framed_in_the_window_is_the_record_framed_in_memory() {
+        let mut in_memory = Unwritten::default();
+        let mut in_window = Unwritten::default();
+        let (f, w) = window_at(0);
+        in_window.install(w).unwrap();
+        for u in [&mut in_window, &mut in_memory] {
             u.add_item(7, "/api/events", br#"{"n":7}"#);
-            u.add_item(8, "/api/people", b"{}");
+            u.add_done(1, 6);
         }
-        assert_eq!(into_journal.memory_bytes(), 0, "in the journal");
         let mut expected = Vec::new();
         encode_item(7, "/api/events", br#"{"n":7}"#, &mut expected);
-        encode_item(8, "/api/people", b"{}", &mut expected);
-        assert_eq!(all(&into_journal), expected);
-        assert_eq!(all(&into_memory), expected);
-        let read: Vec<_> = records(&expected)
-            .map(|(_, r)| match r {
-                Record::Item { seq, .. } => seq,
-                Record::Done(..) => 0,
-            })
-            .collect();
-        assert_eq!(read, [7, 8], "the reader takes both, checksums intact");
+        encode_done(1, 6, &mut expected);
+        assert_eq!(in_memory.memory(), expected);
+        assert_eq!(file_bytes(&f, expected.len()), expected);
+    }
+
+    #[test]
+    fn records_beyond_a_full_window_wait_in_memory_behind_it_and_move_in_whole_and_in_order() {
+        let mut u = Unwritten::default();
+        let (f, w) = window_at(0);
+        u.install(w).unwrap();
+        let filler = vec![b'x'; WINDOW - 8 - 40];
+        u.add(filler.len() + 8, |s| s[8..].copy_from_slice(&filler));
+        u.add_item(1, "/api/events", br#"{"n":1}"#); // 38 bytes: fits
+        u.add_item(2, "/api/events", br#"{"n":2}"#); // does not
+        u.add_done(1, 1); // would fit, but stays behind item 2
+        assert_eq!(u.memory_bytes(), test_item(2).len() + DONE_RECORD_LEN);
+        assert!(u.urgent(usize::MAX));
+        assert_eq!(u.move_in(usize::MAX), Moved::None, "no room");
+        // The next window, mapped at the end, takes them.
+        let (need, end) = u.wants_window().unwrap();
+        assert_eq!(need, test_item(2).len());
+        let next = Window::map(&f, end.unwrap(), need).unwrap();
+        assert!(u.install(next).unwrap().is_some());
+        assert_eq!(u.move_in(test_item(2).len()), Moved::Some, "a step");
+        assert_eq!(u.move_in(usize::MAX), Moved::All);
+        let mut expected = items(2..=2);
+        encode_done(1, 1, &mut expected);
+        let at = WINDOW - 40 + test_item(1).len();
+        let all = file_bytes(&f, at + expected.len());
+        assert_eq!(&all[at..], &expected[..]);
+        assert_eq!(u.end(), Some((at + expected.len()) as u64));
+    }
+
+    #[test]
+    fn a_window_mapped_before_callers_moved_on_takes_over_their_records() {
+        let mut u = Unwritten::default();
+        let (f, w) = window_at(0);
+        u.install(w).unwrap();
+        u.add_item(1, "/api/events", br#"{"n":1}"#);
+        let asked_at = u.end().unwrap();
+        let next = Window::map(&f, asked_at, 0).unwrap();
+        u.add_item(2, "/api/events", br#"{"n":2}"#); // before the swap
+        let old = u.install(next).unwrap().unwrap();
+        assert_eq!(old.end(), u.end().unwrap());
+        u.add_item(3, "/api/events", br#"{"n":3}"#);
+        let len = items(1..=3).len();
+        assert_eq!(file_bytes(&f, len), items(1..=3));
+    }
+
+    #[test]
+    fn memory_taken_and_given_back_stays_ahead_of_what_came_meanwhile() {
+        let mut u = Unwritten::default();
+        u.add_item(1, "/api/events", br#"{"n":1}"#);
+        let taken = u.take_memory();
+        u.add_item(2, "/api/events", br#"{"n":2}"#);
+        u.give_back(taken);
+        assert_eq!(u.memory(), items(1..=2));
+    }
+
+    #[test]
+    fn while_stalled_callers_urge_only_for_a_large_backlog() {
+        let mut u = Unwritten::default();
+        u.set_stalled(true);
+        u.add_item(1, "/api/events", br#"{"n":1}"#);
+        assert!(!u.urgent(1000));
+        assert!(u.urgent(10));
+        let (_f, w) = window_at(0);
+        u.install(w).unwrap();
+        assert!(u.urgent(1000), "memory waits and a window is there");
     }
 
     #[test]
     fn shrinking_keeps_the_live_items_in_order_and_the_done_ranges_merged() {
-        use crate::delivery::store::encode_item;
-        let mut u = Unwritten::new(None);
+        let mut u = Unwritten::default();
         for seq in 1..=6 {
             u.add_item(seq, "/api/events", b"{}");
         }
@@ -324,52 +382,6 @@ mod tests {
             encode_item(seq, "/api/events", b"{}", &mut expected);
         }
         encode_done(1, 3, &mut expected);
-        assert_eq!(all(&u), expected);
-    }
-
-    #[test]
-    fn memory_that_failed_to_be_written_stays_ahead_of_the_journal_records_after_it() {
-        let mut u = Unwritten::new(Some(journal()));
-        let big = vec![7u8; journal::HALF - 100];
-        put(&mut u, &big);
-        put(&mut u, &[1u8; 200]); // memory: the half is full
-        let job = u.take(); // the half and the memory
-        put(&mut u, b"z"); // the new active half, behind the job
-        u.give_back(job, false);
-        put(&mut u, b"w");
-        let expected = [&big[..], &[1u8; 200], b"z", b"w"].concat();
-        assert_eq!(all(&u), expected);
-        // Written back in that order: the failed half and memory, then the rest.
-        let mut written = Vec::new();
-        for _ in 0..3 {
-            let mut job = u.take();
-            written.extend(job_bytes(&job));
-            job.written();
-            u.give_back(job, true);
-        }
-        assert_eq!(written, expected);
-        assert!(u.take().is_empty());
-    }
-
-    #[test]
-    fn records_beyond_a_full_half_wait_in_memory_behind_it() {
-        let mut u = Unwritten::new(Some(journal()));
-        let big = vec![7u8; journal::HALF - 100];
-        put(&mut u, &big);
-        put(&mut u, &[1u8; 200]); // does not fit
-        put(&mut u, b"x"); // would fit, but must stay behind the one that did not
-        assert_eq!(u.memory_bytes(), 201);
-        assert!(u.urgent(usize::MAX));
-        let job = u.take();
-        assert_eq!(
-            job_bytes(&job).len(),
-            big.len() + 201,
-            "the half, then memory"
-        );
-        put(&mut u, b"y"); // while the job is out: in the new active half
-        assert_eq!(u.memory_bytes(), 0);
-        u.give_back(job, false);
-        let expected = [&big[..], &[1u8; 200], b"x", b"y"].concat();
-        assert_eq!(all(&u), expected);
+        assert_eq!(u.memory(), expected);
     }
 }

@@ -1,15 +1,25 @@
-//! The queue's way to disk: the writer's appends of the journal (and what
-//! waits in memory) to the queue file, sync durability, and compaction.
+//! The queue's way to disk, on the writer thread: it maps the queue file's
+//! tail ahead of the callers (see [`window`](super::window)), moves in what
+//! had to wait in memory, pushes the records to the disk for power loss once
+//! per `persist_interval` (at once with sync durability), and compacts.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{store, Shared};
+use super::store::{self, Tail};
+use super::unwritten::Moved;
+use super::Shared;
+
+/// Records moved from memory into the window per hold of the queue lock.
+const MOVE_STEP: usize = 256 * 1024;
+/// Windows mapped and memory moved in one go, at most (the writer comes
+/// back at once when more is left).
+const MAX_STEPS: usize = 64;
 
 impl Shared {
-    /// Appends the unwritten records to the queue file and syncs them. On
-    /// failure they are kept, ahead of newer ones, for the next write, and
-    /// it is reported. Returns whether everything was written.
+    /// Puts every record in the queue file and syncs it. On failure they
+    /// are kept, ahead of newer ones, for the next try, and it is reported.
+    /// Returns whether everything was written.
     pub(super) fn write_unwritten(&self) -> bool {
         self.write_unwritten_by(None)
     }
@@ -20,88 +30,155 @@ impl Shared {
         self.write(deadline, true)
     }
 
-    /// The writer thread's round: appends what is unwritten (freeing the
-    /// journal for the callers), but syncs only once per
-    /// `persist_interval`, which is all power loss is promised: a burst
-    /// that has the writer append often does not pay an fsync each time.
+    /// The writer thread's round: a window ready for the callers and
+    /// memory moved into it, but a sync only once per `persist_interval`,
+    /// which is all power loss is promised.
     pub(super) fn write_in_round(&self) {
         let due = self.last_sync.lock().elapsed() >= self.config.persist_interval;
         self.write(None, due);
     }
 
     fn write(&self, deadline: Option<Instant>, sync: bool) -> bool {
-        let (written, synced) = self.append_unwritten(deadline, sync);
-        if synced {
-            // That sync covered every earlier append to the file too.
-            self.unsynced.store(false, Ordering::Release);
-        } else if sync && written && self.unsynced.swap(false, Ordering::AcqRel) {
-            // Appended without a sync before, nothing new now: sync.
-            if let Err(e) = self.store.sync_by(deadline) {
-                self.unsynced.store(true, Ordering::Release);
-                self.diag
-                    .report(format!("queue sync failed (will retry): {e}"));
-                return false;
-            }
+        let Some(mut tail) = self.store.tail_by(deadline) else {
+            return false; // the deadline passed
+        };
+        if !tail.is_open() {
+            // Closed at shutdown: what is left is in the file already, or
+            // in memory, which no one can write now.
+            return false;
         }
-        if sync && written {
-            *self.last_sync.lock() = Instant::now();
+        let placed = self.place(&mut tail, deadline);
+        if placed.is_some_and(|all| !all) {
+            // Come back within the interval, not only when urged.
+            self.persist_later();
         }
-        written
+        let synced = !sync || self.sync(&mut tail, deadline);
+        placed == Some(true) && synced
     }
 
-    /// Returns whether everything was written, and whether an append synced.
-    fn append_unwritten(&self, deadline: Option<Instant>, sync: bool) -> (bool, bool) {
-        let mut synced = false;
-        // A failed half with the memory that failed behind it, the active
-        // half, then memory: at most three appends bring everything up to
-        // date (one more when only failed memory was left).
-        for _ in 0..4 {
-            let taken = self.store.append_with(
-                || {
-                    let q = self.queue.lock_by(deadline);
-                    q.map(|mut q| q.unwritten.take())
-                },
-                sync,
-                deadline,
-            );
-            let Some((Some(mut job), result)) = taken else {
-                return (false, synced); // the deadline passed
-            };
-            let empty = job.is_empty();
-            let written = matches!(result, Ok(true));
-            if written {
-                job.written();
-                synced |= sync && !empty;
-                if !sync && !empty {
-                    // Synced by a round within persist_interval.
-                    self.unsynced.store(true, Ordering::Release);
-                    self.persist_later();
+    /// Maps a window when one is wanted and moves the records waiting in
+    /// memory into it. Some(whether memory is empty now); None when the
+    /// deadline passed.
+    fn place(&self, tail: &mut Tail<'_>, deadline: Option<Instant>) -> Option<bool> {
+        for _ in 0..MAX_STEPS {
+            let wanted = self.queue.lock_by(deadline)?.unwritten.wants_window();
+            if let Some((room, end)) = wanted {
+                if !self.map_window(tail, room, end) {
+                    return Some(self.append_memory(tail));
                 }
             }
-            let burst = written && job.holds_a_burst();
-            let burst_over = {
-                let mut q = self.queue.lock();
-                q.unwritten.give_back(job, written);
-                q.unwritten.memory_bytes() == 0
-            };
-            if burst && burst_over {
-                crate::platform::heap::return_free_memory();
-            }
-            match result {
-                Ok(true) if empty => return (true, synced),
-                Ok(true) => continue,
-                // Closed at shutdown: what is left stays in the journal,
-                // which the segment's next opener reads back.
-                Ok(false) => return (false, synced),
-                Err(e) => {
-                    self.diag.report(format!(
-                        "queue write failed (the records are kept and written again later): {e}"
-                    ));
-                    return (false, synced);
+            let moved = self.queue.lock_by(deadline)?.unwritten.move_in(MOVE_STEP);
+            match moved {
+                Moved::All => return Some(true),
+                Moved::Freed => {
+                    // A burst had outrun the writer: give its memory back.
+                    crate::platform::heap::return_free_memory();
+                    return Some(true);
                 }
+                Moved::Some | Moved::None => continue,
             }
         }
-        (true, synced)
+        self.write_now();
+        Some(self.queue.lock_by(deadline)?.unwritten.memory_bytes() == 0)
+    }
+
+    /// Maps the window after the records (`end`, or the file's end without
+    /// one) and puts it in use; false (reported once) when it cannot.
+    fn map_window(&self, tail: &mut Tail<'_>, room: usize, end: Option<u64>) -> bool {
+        let mapped = tail.map_window(end.unwrap_or(tail.end()), room);
+        let mut q = self.queue.lock();
+        match mapped {
+            Ok(window) => match q.unwritten.install(window) {
+                Ok(old) => {
+                    drop(q);
+                    if let Some(mut old) = old {
+                        // Its pages go to the disk with the next sync; here
+                        // they are only started on their way (Windows keeps
+                        // a view's pages until it is flushed).
+                        let _ = old.unflushed().start();
+                        self.unsynced.store(true, Ordering::Release);
+                    }
+                    true
+                }
+                // Callers moved past where it was asked for; asked again.
+                Err(_) => true,
+            },
+            Err(e) => {
+                let first = !q.unwritten.is_stalled();
+                q.unwritten.set_stalled(true);
+                drop(q);
+                if first {
+                    self.diag.report(format!(
+                        "queue write failed: {} cannot take more records ({e}); they wait in \
+                         memory, within the queue bounds, and are written when it can",
+                        tail.path().display()
+                    ));
+                }
+                false
+            }
+        }
+    }
+
+    /// Where no window can be mapped and none is in use (a file system
+    /// without mappings), writes the records in memory at the file's end.
+    /// Returns whether memory is empty now.
+    fn append_memory(&self, tail: &mut Tail<'_>) -> bool {
+        let taken = {
+            let mut q = self.queue.lock();
+            if q.unwritten.end().is_some() {
+                return q.unwritten.memory_bytes() == 0;
+            }
+            q.unwritten.take_memory()
+        };
+        if taken.is_empty() {
+            return true;
+        }
+        match tail.append(&taken) {
+            Ok(()) => {
+                self.unsynced.store(true, Ordering::Release);
+                self.queue.lock().unwritten.memory_bytes() == 0
+            }
+            Err(_) => {
+                // Reported when the window could not be mapped.
+                self.queue.lock().unwritten.give_back(taken);
+                false
+            }
+        }
+    }
+
+    /// Pushes the window's new records and the file to the disk; true when
+    /// that worked (or there was nothing new).
+    fn sync(&self, tail: &mut Tail<'_>, deadline: Option<Instant>) -> bool {
+        let Some(unflushed) = self
+            .queue
+            .lock_by(deadline)
+            .map(|mut q| q.unwritten.unflushed())
+        else {
+            return false;
+        };
+        let new_in_window = unflushed.as_ref().is_some_and(|u| !u.is_empty());
+        if !new_in_window && !self.unsynced.swap(false, Ordering::AcqRel) {
+            return true;
+        }
+        let synced = unflushed
+            .as_ref()
+            .map_or(Ok(()), |u| u.flush())
+            .and_then(|()| tail.sync());
+        match synced {
+            Ok(()) => {
+                *self.last_sync.lock() = Instant::now();
+                true
+            }
+            Err(e) => {
+                self.unsynced.store(true, Ordering::Release);
+                if let Some(u) = &unflushed {
+                    self.queue.lock().unwritten.flush_failed(u);
+                }
+                self.diag
+                    .report(format!("queue sync failed (will retry): {e}"));
+                false
+            }
+        }
     }
 
     /// Has the writer come back within its interval.
@@ -111,42 +188,45 @@ impl Shared {
         }
     }
 
-    /// Has the writer write without waiting out its interval: the journal's
-    /// active half is filling up (or records wait in memory), and the writer
-    /// frees it by swapping the halves.
+    /// Has the writer come without waiting out its interval: the window is
+    /// filling up, or records wait in memory.
     pub(super) fn write_now(&self) {
         if let Some(flag) = self.dirty.get() {
             flag.urge();
         }
     }
 
-    /// Unwritten records go to disk now with sync durability, else within
+    /// With sync durability, the records go to disk now; else within
     /// persist_interval through the writer thread, which also compacts when
     /// due (never the caller's thread: a compaction copies the backlog).
     /// Returns false when sync durability asked for the write and it failed.
     pub(super) fn persist_soon(&self) -> bool {
         let written = !self.config.sync || self.write_unwritten();
-        if let Some(flag) = self.dirty.get() {
-            flag.mark();
-        }
+        self.persist_later();
         written
     }
 
     pub(super) fn compact_if_due(&self) {
-        if std::mem::take(&mut self.queue.lock().compact_due) {
-            // The snapshot is taken under the file lock, so no record can be
-            // appended to the old file after it and be lost by the rename.
-            let result = self.store.rewrite_with(|out| {
+        if !std::mem::take(&mut self.queue.lock().compact_due) {
+            return;
+        }
+        let result = self.store.rewrite_with(
+            |out, file_end| {
                 let q = self.queue.lock();
                 for i in &q.items {
                     store::encode_item(i.seq, &i.path, &i.body, out);
                 }
-                store::spill_range(q.spilled.front().zip(q.spilled.back()))
-            });
-            if let Err(e) = result {
-                self.diag
-                    .report(format!("queue compaction failed (will retry): {e}"));
-            }
+                let spilled = store::spill_range(q.spilled.front().zip(q.spilled.back()));
+                (spilled, q.unwritten.end().unwrap_or(file_end))
+            },
+            || self.queue.lock().unwritten.take_window(),
+        );
+        if let Err(e) = result {
+            self.diag
+                .report(format!("queue compaction failed (will retry): {e}"));
         }
+        // The window went with the old file: callers' records wait in memory
+        // until the next one is mapped, at once.
+        self.write(None, false);
     }
 }

@@ -12,6 +12,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Options for opening a file in the storage directory: created 0600, and
 /// refused when the name is a symbolic link (`ELOOP` on Unix; on Windows a
@@ -127,33 +128,63 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
 
 /// A shared writable mapping of part of a file: stores into it are in the
 /// page cache at once, and so survive the process.
-pub struct Mapped(memmap2::MmapMut);
+pub struct Mapped(Arc<memmap2::MmapRaw>);
+
+/// What may be done to a [`Mapped`] from another thread: push its pages to
+/// the disk. It never reads or writes the mapped memory.
+#[derive(Clone)]
+pub struct Flusher(Arc<memmap2::MmapRaw>);
 
 impl Mapped {
     /// Maps `len` bytes of `file` from `offset`, which must be allocated
-    /// ([`allocate`]).
+    /// ([`allocate`]), its pages read in ahead (so the first store into
+    /// each costs a cheap fault, not a read).
     pub fn new(file: &File, offset: u64, len: usize) -> io::Result<Mapped> {
-        // SAFETY: memmap2 cannot rule out another process changing or
-        // truncating the file under the mapping, which would make reads
-        // race or fault. The file is one of our segment's, private to the
-        // user (0600), and only the process holding the segment's lock opens
-        // it while mapped (others wait for the lock before they fold it);
-        // its space is allocated first, so no store faults for want of disk.
-        let map = unsafe {
-            memmap2::MmapOptions::new()
-                .offset(offset)
-                .len(len)
-                .map_mut(file)?
-        };
-        Ok(Mapped(map))
+        // The mapping is made by memmap2's safe call; what needs care is the
+        // access to its memory, below.
+        let map = memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .populate()
+            .map_raw(file)?;
+        Ok(Mapped(Arc::new(map)))
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        // SAFETY: the mapping is `len` bytes and lives as long as the Arc we
+        // hold. Only a `Mapped` gives access to the memory, and only through
+        // `&self`/`&mut self`, so the borrow checker rules out a concurrent
+        // store (a `Flusher` makes system calls on the range, never
+        // accesses it). Another process could change the file under the
+        // mapping; the file is one of our segment's, private to the user
+        // (0600), and only the process holding the segment's lock opens it
+        // while mapped; its space is allocated before it is mapped and it is
+        // never cut below a live mapping, so no access faults.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), self.0.len()) }
     }
 
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.0
+        // SAFETY: as in `bytes`; `&mut self` makes this the only live
+        // borrow of the memory.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr(), self.0.len()) }
+    }
+
+    pub fn flusher(&self) -> Flusher {
+        Flusher(self.0.clone())
+    }
+}
+
+impl Flusher {
+    /// Writes the mapped pages of `len` bytes from `offset` to the disk,
+    /// with `wait` until they are there (`msync`; on Windows
+    /// `FlushViewOfFile`, and `FlushFileBuffers` to wait).
+    pub fn flush(&self, offset: usize, len: usize, wait: bool) -> io::Result<()> {
+        let len = len.min(self.0.len().saturating_sub(offset));
+        match (len, wait) {
+            (0, _) => Ok(()),
+            (_, true) => self.0.flush_range(offset, len),
+            (_, false) => self.0.flush_async_range(offset, len),
+        }
     }
 }
 

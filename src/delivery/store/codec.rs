@@ -63,7 +63,7 @@ pub fn append_record(out: &mut Vec<u8>, len: usize, write: impl FnOnce(&mut [u8]
 /// than they hold), front to back: the checksum is taken from the parts
 /// first, so the header goes in before the payload, as in a copy of a
 /// framed record (a write cut short fails its checksum). The caller's track
-/// path thus frames its record straight into the mapped journal.
+/// path thus frames its record straight into the queue file's mapped tail.
 fn write_framed(parts: &[&[u8]], space: &mut [u8]) {
     let mut crc = crc32fast::Hasher::new();
     let mut len = 0;
@@ -145,7 +145,7 @@ pub(super) fn checks_out(bytes: &[u8]) -> bool {
 }
 
 /// The size of the intact record at the start of `bytes`, if one is there
-/// whole (a journal's records end at the first that is not).
+/// whole (records in memory end at the first that is not).
 pub fn intact_record_at(bytes: &[u8]) -> Option<usize> {
     let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
     if len == 0 || len > MAX_RECORD {

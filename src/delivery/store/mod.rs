@@ -20,6 +20,9 @@
 //! dropped by a rewrite); it is never fatal.
 //!
 //! Each process writes a file of its own: a [`Segment`] (see [`segments`](super::segments)).
+//! Callers frame their records straight into the file's mapped tail (see
+//! [`window`](super::window)); zeros after the last record are allocated
+//! space, which an opener cuts off.
 //!
 //! Rooms: `codec` frames and parses records; `scan` reads them from a
 //! file, resynchronising past damage; `recovery` decides what a file holds
@@ -38,7 +41,7 @@ pub use codec::{
     write_done, write_item, Record,
 };
 use codec::{parse, ITEM_OVERHEAD};
-use recovery::{copy_spilled, fold_journal, read_all};
+use recovery::{copy_spilled, read_all};
 pub use recovery::{mark_orphan_done, merge_ranges, read_orphan};
 use scan::{scan_while, take_wanted, want};
 
@@ -48,9 +51,9 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use std::path::{Path, PathBuf};
 
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 
-use super::journal::{self, Half};
+use super::window::Window;
 
 use super::segments::{self, Segment};
 
@@ -105,16 +108,15 @@ pub struct Recovered {
     /// Damage found and moved aside, for the report.
     pub damage: Option<String>,
     pub damaged_bytes: u64,
-    /// Segments left by earlier processes that could not be taken over,
-    /// and a journal that could not be made.
+    /// Segments left by earlier processes that could not be taken over.
     pub skipped: Vec<String>,
-    /// The segment's journal, empty, mapped; None when it could not be made
-    /// (records then wait in memory until written, as without one).
-    pub journal: Option<(Half, Half)>,
 }
 
 struct FileState {
     file: Option<File>,
+    /// Where the records end while no window is mapped (a window's own end
+    /// is that of its records).
+    end: u64,
     /// Every spilled item's record is at or after this offset.
     spill_cursor: u64,
     /// Done ranges read at open: items in them are dead although their
@@ -184,8 +186,6 @@ impl QueueStore {
     /// [`SpillRef`]s.
     pub fn open(segment: Segment, head_bytes: u64) -> Result<(QueueStore, Recovered)> {
         let path = segment.file("bin");
-        fold_journal(&segment)
-            .map_err(|e| storage(&segment.file("jnl"), "cannot be read back", e))?;
         let mut file = files::options()
             .create(true)
             .truncate(false)
@@ -194,10 +194,17 @@ impl QueueStore {
             .open(&path)
             .map_err(|e| storage(&path, "cannot be opened", e))?;
         let loaded = read_all(&mut file, &path, head_bytes)?;
+        // The allocated tail a killed owner left (zeros) goes: the writer
+        // allocates afresh from the end of the records.
+        if file.metadata().map(|m| m.len()).unwrap_or(0) > loaded.data_end {
+            file.set_len(loaded.data_end)
+                .map_err(|e| storage(&path, "cannot be truncated", e))?;
+        }
         let store = QueueStore {
             path,
             file: Mutex::new(FileState {
                 file: Some(file),
+                end: loaded.data_end,
                 spill_cursor: loaded.spill_cursor,
                 open_done: loaded.done,
             }),
@@ -210,32 +217,26 @@ impl QueueStore {
         // end is cut off.
         let mut damaged_inside = false;
         if !loaded.damaged.is_empty() {
-            let (report, bytes, inside) = store.quarantine(&loaded.damaged, loaded.file_len)?;
+            let (report, bytes, inside) = store.quarantine(&loaded.damaged, loaded.data_end)?;
             recovered.damage = Some(report);
             recovered.damaged_bytes = bytes;
             damaged_inside = inside;
         }
         let nothing_live = recovered.items.is_empty() && recovered.spilled.is_empty();
-        if (nothing_live && loaded.file_len > 0)
+        if (nothing_live && loaded.data_end > 0)
             || loaded.dead > COMPACT_AFTER_DEAD_BYTES
             || damaged_inside
         {
             let spilled = spill_range(recovered.spilled.first().zip(recovered.spilled.last()));
-            store.rewrite_with(|out| {
-                for item in &recovered.items {
-                    encode_item(item.seq, &item.path, &item.body, out);
-                }
-                spilled
-            })?;
-        }
-        let jnl = store.path.with_extension("jnl");
-        match journal::open(&jnl) {
-            Ok(halves) => recovered.journal = Some(halves),
-            Err(e) => recovered.skipped.push(format!(
-                "queue journal {} cannot be made ({e}): accepted records wait in memory until \
-                 written to the queue file",
-                jnl.display()
-            )),
+            store.rewrite_with(
+                |out, end| {
+                    for item in &recovered.items {
+                        encode_item(item.seq, &item.path, &item.body, out);
+                    }
+                    (spilled, end)
+                },
+                || None,
+            )?;
         }
         Ok((store, recovered))
     }
@@ -251,7 +252,8 @@ impl QueueStore {
     /// (then the file must be rewritten without it).
     fn quarantine(&self, damaged: &[(u64, u64)], file_len: u64) -> Result<(String, u64, bool)> {
         let mut guard = self.file.lock();
-        let file = guard
+        let st = &mut *guard;
+        let file = st
             .file
             .as_mut()
             .ok_or_else(|| storage(&self.path, "is closed", "closed"))?;
@@ -277,6 +279,7 @@ impl QueueStore {
                 file.set_len(from)
                     .and_then(|_| file.sync_all())
                     .map_err(|e| storage(&self.path, "cannot be truncated", e))?;
+                st.end = from;
             }
         }
         let bytes = copy.len() as u64;
@@ -291,47 +294,38 @@ impl QueueStore {
         Ok((report, bytes, inside))
     }
 
-    /// Appends encoded records; with `sync`, they are on disk when this returns.
+    /// Appends encoded records at the end (no window is mapped); with
+    /// `sync`, they are on disk when this returns.
     #[cfg(test)]
     pub fn append(&self, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-        match self.append_with(|| bytes.to_vec(), sync, None) {
-            Some((_, Ok(true))) => Ok(()),
-            Some((_, Ok(false))) => Err(io::ErrorKind::NotConnected.into()),
-            Some((_, Err(e))) => Err(e),
-            None => Err(io::ErrorKind::TimedOut.into()),
+        let mut tail = self.tail_by(None).ok_or(io::ErrorKind::TimedOut)?;
+        tail.append(bytes)?;
+        if sync {
+            tail.sync()?;
         }
+        Ok(())
     }
 
-    /// Appends the records `take` hands over, taken while the file is held so
-    /// that concurrent writers append in the order they took. Hands them back
-    /// with whether they were written (false: the file is closed, nothing
-    /// written). With a `deadline`, gives up (None, nothing taken) rather
-    /// than wait past it for the file.
-    pub fn append_with<J: Records>(
-        &self,
-        take: impl FnOnce() -> J,
-        sync: bool,
-        deadline: Option<std::time::Instant>,
-    ) -> Option<(J, io::Result<bool>)> {
-        let mut guard = self.file.lock_by(deadline)?;
-        let records = take();
-        let Some(file) = guard.file.as_mut() else {
-            return Some((records, Ok(false)));
-        };
-        if records.parts().iter().all(|p| p.is_empty()) {
-            return Some((records, Ok(true)));
-        }
-        let written = append_parts(file, &records.parts(), sync);
-        Some((records, written.map(|()| true)))
+    /// The file, held (until `deadline` at most, when another thread holds
+    /// it), for the writer's work on its tail. While it is held, no record
+    /// moves from memory into the file, so a reader holding it sees each
+    /// record in one place or the other.
+    pub fn tail_by(&self, deadline: Option<std::time::Instant>) -> Option<Tail<'_>> {
+        Some(Tail {
+            st: self.file.lock_by(deadline)?,
+            path: &self.path,
+        })
     }
 
     /// Reads back the spilled items `wanted` (ascending seqs) from the cursor
-    /// on, then from `pending` (the records not yet appended, which follow the
-    /// file). Moves the cursor past what it read. An item that is not found
-    /// is left out of the result.
+    /// on, up to the end of the records that `end` tells (given the end
+    /// known without a window), then from `pending` (the records in memory,
+    /// which follow the file). Moves the cursor past what it read. An item
+    /// that is not found is left out of the result.
     pub fn read_spilled(
         &self,
         wanted: &[u64],
+        end: impl FnOnce(u64) -> u64,
         pending: impl FnOnce(&mut dyn FnMut(&[u8])),
     ) -> std::io::Result<Vec<StoredItem>> {
         let mut guard = self.file.lock();
@@ -341,13 +335,15 @@ impl QueueStore {
         };
         let (mut next, mut found) = (0, Vec::with_capacity(wanted.len()));
         if !wanted.is_empty() {
-            // Damage here (which a failed write no longer leaves) costs only
-            // the records it touches, as at start.
-            let (_, end) = scan_while(file, st.spill_cursor, |_, _, payload| {
+            // Only up to the records' end as it is now: callers may be
+            // framing records into the window after it, and a half-framed
+            // one must not be taken for damage the cursor then passes.
+            let end = end(st.end);
+            let (_, read_to) = scan_while(file, st.spill_cursor, Some(end), |_, _, payload| {
                 want(parse(payload), wanted, &mut next, &mut found);
                 next < wanted.len()
             })?;
-            st.spill_cursor = end;
+            st.spill_cursor = st.spill_cursor.max(read_to);
         }
         if next < wanted.len() {
             let mut result = Ok(0);
@@ -372,13 +368,17 @@ impl QueueStore {
     }
 
     /// Replaces the file with just the live items (temp file, fsync, rename).
-    /// `encode_head` appends the records of the items held in memory and
+    /// `snapshot` appends the records of the items held in memory and
     /// returns the seq range of the spilled ones, whose records are then
-    /// copied from the old file. It runs while the file is held, so no
-    /// append can land in the old file after it.
+    /// copied from the old file, and where the records end at that moment
+    /// (given the end known without a window). Callers go on framing records
+    /// into the window meanwhile; then `seal` takes the window from them
+    /// (records wait in memory until the writer maps one on the new file),
+    /// and what they framed since the snapshot is copied as it is.
     pub fn rewrite_with(
         &self,
-        encode_head: impl FnOnce(&mut Vec<u8>) -> Option<(u64, u64)>,
+        snapshot: impl FnOnce(&mut Vec<u8>, u64) -> (Option<(u64, u64)>, u64),
+        seal: impl FnOnce() -> Option<Window>,
     ) -> Result<()> {
         let mut guard = self.file.lock();
         let st = &mut *guard;
@@ -387,27 +387,50 @@ impl QueueStore {
         };
         let tmp = self.path.with_extension("tmp");
         let mut head = Vec::new();
-        let spilled = encode_head(&mut head);
+        let (spilled, snapshot_end) = snapshot(&mut head, st.end);
         let (cursor, open_done) = (st.spill_cursor, &st.open_done);
-        let mut write = || -> std::io::Result<File> {
-            // Read and write: once renamed, this very handle is the queue file.
-            let tmp_file = files::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            let mut out = BufWriter::with_capacity(256 * 1024, tmp_file);
-            out.write_all(&head)?;
-            if let Some((first, last)) = spilled {
-                copy_spilled(old, cursor, first, last, open_done, &mut out)?;
-            }
-            let f = out.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()?;
-            Ok(f)
-        };
-        let file = write().map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
-        // Windows cannot replace a file that is open, our own handle included.
+        let mut out = files::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map(|f| BufWriter::with_capacity(256 * 1024, f))
+            .map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
+        let copied = out.write_all(&head).and_then(|()| match spilled {
+            Some((first, last)) => copy_spilled(
+                old,
+                (cursor, snapshot_end),
+                first,
+                last,
+                open_done,
+                &mut out,
+            ),
+            None => Ok(()),
+        });
+        // From here on the window is gone whatever happens: the records'
+        // end is known again without it.
+        let window = seal();
+        if let Some(w) = &window {
+            st.end = w.end();
+        }
+        // Windows cannot replace a file that is mapped or open, by our own
+        // handles included.
+        drop(window);
+        let end = st.end;
+        let old = st
+            .file
+            .as_mut()
+            .ok_or_else(|| storage(&self.path, "is closed", "closed"))?;
+        let written = copied
+            .and_then(|()| copy_range(old, snapshot_end, end, &mut out))
+            .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
+            .and_then(|f| f.sync_all().map(|()| f));
+        let file = written.map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
+        let new_end = file
+            .metadata()
+            .map_err(|e| storage(&tmp, "cannot be read", e))?
+            .len();
         if cfg!(windows) {
             st.file = None;
         }
@@ -423,9 +446,10 @@ impl QueueStore {
             return Err(storage(&self.path, "cannot be replaced", e));
         }
         // From the rename on, the new file is the queue whatever fails next:
-        // appends to the old, unlinked one would be lost.
+        // records put into the old, unlinked one would be lost.
         *st = FileState {
             file: Some(file),
+            end: new_end,
             spill_cursor: head.len() as u64,
             open_done: Vec::new(),
         };
@@ -440,30 +464,32 @@ impl QueueStore {
         Ok(())
     }
 
-    /// Syncs what was appended without a sync, giving up at `deadline` if
-    /// another thread holds the file.
-    pub fn sync_by(&self, deadline: Option<std::time::Instant>) -> io::Result<()> {
-        let mut guard = self.file.lock_by(deadline).ok_or(io::ErrorKind::TimedOut)?;
-        match guard.file.as_mut() {
-            Some(f) => f.sync_data(),
-            None => Ok(()),
-        }
-    }
-
     /// Closes the file and releases the segment; with `remove` (nothing is
     /// left in it) its files are removed first.
     pub fn close(&self, remove: bool) {
-        self.close_by(remove, None);
+        self.close_by(remove, None, None);
     }
 
-    /// As [`close`](Self::close), giving up at `deadline` if another thread
-    /// holds the file (a compaction): false when it gave up, leaving the
-    /// store open and the segment held.
-    pub fn close_by(&self, remove: bool, deadline: Option<std::time::Instant>) -> bool {
+    /// As [`close`](Self::close), taking the `window` out of use (the
+    /// file's allocated space after the records is given back), and giving
+    /// up at `deadline` if another thread holds the file (a compaction):
+    /// false when it gave up, leaving the store open and the segment held.
+    pub fn close_by(
+        &self,
+        remove: bool,
+        deadline: Option<std::time::Instant>,
+        window: Option<Window>,
+    ) -> bool {
         let Some(mut guard) = self.file.lock_by(deadline) else {
             return false;
         };
+        if let Some(mut w) = window {
+            let _ = w.unflushed().flush();
+            guard.end = w.end();
+        }
+        let end = guard.end;
         if let Some(f) = guard.file.take() {
+            let _ = f.set_len(end);
             let _ = f.sync_all();
         }
         drop(guard);
@@ -476,21 +502,81 @@ impl QueueStore {
     }
 }
 
-/// Records to append, in up to two parts (written in order).
-pub trait Records {
-    fn parts(&self) -> [&[u8]; 2];
+/// The queue file, held by the writer: its tail is mapped, and appended to
+/// where it cannot be.
+pub struct Tail<'a> {
+    st: MutexGuard<'a, FileState>,
+    path: &'a Path,
 }
 
-impl Records for Vec<u8> {
-    fn parts(&self) -> [&[u8]; 2] {
-        [self, &[]]
+impl Tail<'_> {
+    /// Whether the file is still open (not closed at shutdown).
+    pub fn is_open(&self) -> bool {
+        self.st.file.is_some()
+    }
+
+    /// Where the records end while no window is mapped.
+    pub fn end(&self) -> u64 {
+        self.st.end
+    }
+
+    /// Notes where the records end, a window having been taken out of use.
+    pub fn set_end(&mut self, end: u64) {
+        self.st.end = end;
+    }
+
+    /// Allocates and maps the window from `end`, with room for `min` bytes.
+    pub fn map_window(&mut self, end: u64, min: usize) -> io::Result<Window> {
+        match self.st.file.as_ref() {
+            Some(f) => Window::map(f, end, min),
+            None => Err(io::Error::new(io::ErrorKind::NotConnected, "closed")),
+        }
+    }
+
+    /// Writes `records` at the end, where no window can be mapped (a file
+    /// system without mappings). A write that fails part-way is cut back,
+    /// so no torn record hides the ones written after it.
+    pub fn append(&mut self, records: &[u8]) -> io::Result<()> {
+        let st = &mut *self.st;
+        let file = st
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "closed"))?;
+        file.seek(SeekFrom::Start(st.end))?;
+        let written = file.write_all(records);
+        match written {
+            Ok(()) => st.end += records.len() as u64,
+            Err(_) => {
+                let _ = file.set_len(st.end);
+            }
+        }
+        written
+    }
+
+    /// Makes what was written or mapped durable against power loss (the
+    /// window's pages are pushed by its owner first).
+    pub fn sync(&mut self) -> io::Result<()> {
+        match self.st.file.as_mut() {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.path
     }
 }
 
-/// Nothing taken: nothing to write.
-impl<R: Records> Records for Option<R> {
-    fn parts(&self) -> [&[u8]; 2] {
-        self.as_ref().map_or([&[], &[]], R::parts)
+/// Copies the bytes `from..to` of `file` to `out` as they are.
+fn copy_range(file: &mut File, from: u64, to: u64, out: &mut impl Write) -> io::Result<()> {
+    if to <= from {
+        return Ok(());
+    }
+    file.seek(SeekFrom::Start(from))?;
+    let copied = io::copy(&mut (&mut *file).take(to - from), out)?;
+    match copied == to - from {
+        true => Ok(()),
+        false => Err(io::ErrorKind::UnexpectedEof.into()),
     }
 }
 
@@ -597,15 +683,65 @@ mod tests {
 
     #[test]
     fn a_record_found_where_two_search_windows_meet_is_kept() {
-        // Zeros from byte 0 up to just before the end of the first search
+        // Junk from byte 0 up to just before the end of the first search
         // window (which starts at byte 1), then a record straddling it.
         let d = dir();
-        let mut bytes = vec![0u8; 256 * 1024 - 9];
+        let mut bytes = vec![0xEEu8; 256 * 1024 - 9];
         encode_item(7, "/api/events", b"{\"n\":7}", &mut bytes);
         fs::write(d.join("queue.bin"), &bytes).unwrap();
         let (store, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
         assert_eq!(seqs(&rec.items), [7]);
         assert_eq!(rec.damaged_bytes, 256 * 1024 - 9);
+        store.close(false);
+    }
+
+    /// What a killed process leaves: its records, one torn mid-copy, then
+    /// the zeros of the window's allocated space; and a done marker an
+    /// adopter appended after them.
+    #[test]
+    fn zeros_are_free_space_not_damage_and_the_opener_cuts_them_off() {
+        let d = dir();
+        let mut bytes = items(3);
+        let torn = codec::test_item(4);
+        bytes.extend_from_slice(&torn[..torn.len() - 3]);
+        bytes.resize(bytes.len() + 3 + 100_000, 0);
+        encode_done(2, 2, &mut bytes);
+        bytes.resize(bytes.len() + 50_000, 0);
+        fs::write(d.join("queue.bin"), &bytes).unwrap();
+        let (store, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
+        assert_eq!(
+            seqs(&rec.items),
+            [1, 3],
+            "the done marker after the zeros counts"
+        );
+        assert_eq!(
+            rec.damaged_bytes,
+            torn.len() as u64 - 3,
+            "the torn record is damage; the zeros after it are not"
+        );
+        store.close(false);
+        let (store, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
+        assert!(rec.damage.is_none(), "{:?}", rec.damage);
+        assert_eq!(seqs(&rec.items), [1, 3]);
+        store.close(false);
+        // Only records are left: no zeros, no torn bytes.
+        let left = fs::read(queue_file(&d)).unwrap();
+        let expected: Vec<u8> = [1u64, 3]
+            .iter()
+            .flat_map(|&s| codec::test_item(s))
+            .collect();
+        assert_eq!(left, expected);
+        // A tail of nothing but zeros is cut without a report.
+        let mut bytes = items(2);
+        bytes.resize(bytes.len() + 70_000, 0);
+        fs::write(queue_file(&d), &bytes).unwrap();
+        let (store, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
+        assert!(rec.damage.is_none());
+        assert_eq!(seqs(&rec.items), [1, 2]);
+        assert_eq!(
+            fs::metadata(queue_file(&d)).unwrap().len(),
+            items(2).len() as u64
+        );
         store.close(false);
     }
 
@@ -777,7 +913,7 @@ mod tests {
         bytes.extend_from_slice(&whole[end3..]);
         store.append(&bytes, true).unwrap();
         let found = store
-            .read_spilled(&[1, 2, 3, 4, 5, 6], |visit| visit(&[]))
+            .read_spilled(&[1, 2, 3, 4, 5, 6], |end| end, |visit| visit(&[]))
             .unwrap();
         assert_eq!(seqs(&found), [1, 2, 3, 4, 5, 6]);
         store.close(false);
@@ -812,7 +948,7 @@ mod tests {
         );
 
         let none = |_: &mut dyn FnMut(&[u8])| {};
-        let got = store.read_spilled(&[3, 4], none).unwrap();
+        let got = store.read_spilled(&[3, 4], |end| end, none).unwrap();
         assert_eq!(seqs(&got), [3, 4]);
         assert_eq!(got[1].body, b"{\"n\":4}");
         // A repeat of an earlier item and a new one are appended; item 12 is
@@ -824,16 +960,20 @@ mod tests {
         let mut pending = Vec::new();
         encode_item(12, "/api/events", b"{\"n\":12}", &mut pending);
         let got = store
-            .read_spilled(&[5, 8, 9, 10, 11, 12], |visit| visit(&pending))
+            .read_spilled(&[5, 8, 9, 10, 11, 12], |end| end, |visit| visit(&pending))
             .unwrap();
         assert_eq!(seqs(&got), [5, 8, 9, 10, 11, 12]);
         assert_eq!(got[5].body, b"{\"n\":12}");
         // One that is nowhere is left out; the ones after it are still found.
-        let got = store.read_spilled(&[13, 14], |visit| {
-            let mut p = Vec::new();
-            encode_item(14, "/api/events", b"{}", &mut p);
-            visit(&p)
-        });
+        let got = store.read_spilled(
+            &[13, 14],
+            |end| end,
+            |visit| {
+                let mut p = Vec::new();
+                encode_item(14, "/api/events", b"{}", &mut p);
+                visit(&p)
+            },
+        );
         assert_eq!(seqs(&got.unwrap()), [14]);
         store.close(false);
     }
@@ -846,15 +986,18 @@ mod tests {
         let range = spill_range(rec.spilled.first().zip(rec.spilled.last()));
         assert_eq!(range, Some((3, 10)));
         store
-            .rewrite_with(|out| {
-                for i in &rec.items {
-                    encode_item(i.seq, &i.path, &i.body, out);
-                }
-                range
-            })
+            .rewrite_with(
+                |out, end| {
+                    for i in &rec.items {
+                        encode_item(i.seq, &i.path, &i.body, out);
+                    }
+                    (range, end)
+                },
+                || None,
+            )
             .unwrap();
         // The cursor now points just past the head in the new file.
-        let got = store.read_spilled(&[3, 8], |_| {}).unwrap();
+        let got = store.read_spilled(&[3, 8], |end| end, |_| {}).unwrap();
         assert_eq!(seqs(&got), [3, 8]);
         store.close(false);
         let before = fs::metadata(queue_file(&d)).unwrap().len();

@@ -2,16 +2,15 @@
 //! or another process's orphan), one rule for all: a repeat of a seq already
 //! passed is skipped, done ranges apply wherever they stand, damage costs
 //! only the records it touches. Also the copy a compaction makes of the
-//! spilled part, by the same rules, and folding a segment's journal in.
+//! spilled part, by the same rules.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
 use super::codec::{encode_done, frame, item_record_len, parse, Record};
-use super::scan::{scan, scan_while};
+use super::scan::{scan, scan_to, scan_while};
 use super::{append_parts, storage, Recovered, SpillRef, StoredItem};
-use crate::delivery::journal;
 use crate::delivery::segments::Segment;
 use crate::error::Result;
 use crate::platform::files;
@@ -30,25 +29,11 @@ pub fn mark_orphan_done(segment: &Segment, from: u64, to: u64) -> io::Result<()>
     append_parts(&mut file, &[&record], true)
 }
 
-/// Folds the journal of `segment` (see [`journal`](super::journal)) into its
-/// queue file, so that every reader of the queue file sees what the journal
-/// held.
-pub(super) fn fold_journal(segment: &Segment) -> io::Result<()> {
-    journal::fold(&segment.file("jnl"), |records| {
-        let mut file = files::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(segment.file("bin"))?;
-        append_parts(&mut file, &[records], true)
-    })
-}
-
 /// Copies the item records with seqs in `first..=last` from `old` (from
-/// `cursor` on, each seq once, none that `done` covers) to `out`.
+/// `cursor` up to `end`, each seq once, none that `done` covers) to `out`.
 pub(super) fn copy_spilled(
     old: &mut File,
-    cursor: u64,
+    (cursor, end): (u64, u64),
     first: u64,
     last: u64,
     done: &[(u64, u64)],
@@ -57,7 +42,7 @@ pub(super) fn copy_spilled(
     let mut frame_buf = Vec::new();
     let mut copied_through = first.saturating_sub(1);
     let mut written = Ok(());
-    scan(old, cursor, |_, _, payload| {
+    scan_to(old, cursor, Some(end), |_, _, payload| {
         let Some(Record::Item { seq, .. }) = parse(payload) else {
             return;
         };
@@ -73,7 +58,9 @@ pub(super) fn copy_spilled(
 
 pub(super) struct Loaded {
     pub(super) recovered: Recovered,
-    pub(super) file_len: u64,
+    /// The end of the data: after the last record or damage (the rest of
+    /// the file, if any, is zeros).
+    pub(super) data_end: u64,
     /// Byte ranges that held no intact record.
     pub(super) damaged: Vec<(u64, u64)>,
     /// Bytes of done item records.
@@ -93,7 +80,7 @@ pub(super) fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<
     let mut spill_cursor = None;
     let mut done: Vec<(u64, u64)> = Vec::new();
     let (mut last_seq, mut last_item) = (0u64, 0u64);
-    let damaged = scan(file, 0, |at, _size, payload| {
+    let (damaged, data_end) = scan(file, 0, |at, _size, payload| {
         let (seq, item_path, body) = match parse(payload) {
             Some(Record::Done(from, to)) => {
                 last_seq = last_seq.max(to);
@@ -126,7 +113,6 @@ pub(super) fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<
         }
     })
     .map_err(io)?;
-    let file_len = file.metadata().map_err(io)?.len();
     let merged = merge_ranges(done);
     let mut dead = 0u64;
     head.retain(|i| {
@@ -151,13 +137,12 @@ pub(super) fn read_all(file: &mut File, path: &Path, head_bytes: u64) -> Result<
             damage: None,
             damaged_bytes: 0,
             skipped: Vec::new(),
-            journal: None,
         },
-        file_len,
+        data_end,
         damaged,
         dead,
         done: merged,
-        spill_cursor: spill_cursor.unwrap_or(file_len),
+        spill_cursor: spill_cursor.unwrap_or(data_end),
     })
 }
 
@@ -183,7 +168,6 @@ pub fn read_orphan(
     segment: &Segment,
     mut visit: impl FnMut(StoredItem) -> bool,
 ) -> io::Result<u64> {
-    fold_journal(segment)?;
     let path = segment.file("bin");
     let mut file = match files::options().read(true).open(&path) {
         Ok(f) => f,
@@ -191,14 +175,14 @@ pub fn read_orphan(
         Err(e) => return Err(e),
     };
     let mut done = Vec::new();
-    let damaged = scan(&mut file, 0, |_, _, payload| {
+    let (damaged, _) = scan(&mut file, 0, |_, _, payload| {
         if let Some(Record::Done(from, to)) = parse(payload) {
             done.push((from, to));
         }
     })?;
     let done = merge_ranges(done);
     let mut last_item = 0u64;
-    scan_while(&mut file, 0, |_, _, payload| {
+    scan_while(&mut file, 0, None, |_, _, payload| {
         let mut more = true;
         if let Some(Record::Item { seq, path, body }) = parse(payload) {
             if seq > last_item && !in_ranges(&done, seq) {

@@ -60,45 +60,110 @@ pub(super) fn want(
 /// [`parse`] accepts). Damage
 /// (a torn, oversized, mis-checksummed or unknown record, or bytes that are
 /// no record at all) costs only itself: reading resumes at the next offset
-/// where a whole record checks out. Returns the damaged byte ranges.
+/// where a whole record checks out. Zeros are free space, never damage: the
+/// allocated tail of a file whose process was killed (see
+/// [`window`](crate::delivery::window)), with perhaps a done marker an
+/// adopter appended after it. Returns the damaged byte ranges and the end of
+/// the data (after the last record or damage; zeros after it are free).
 pub(super) fn scan(
     file: &mut File,
     start: u64,
+    visit: impl FnMut(u64, u64, &[u8]),
+) -> io::Result<(Vec<(u64, u64)>, u64)> {
+    scan_to(file, start, None, visit)
+}
+
+/// As [`scan`], up to `end` (the file's end when None).
+pub(super) fn scan_to(
+    file: &mut File,
+    start: u64,
+    end: Option<u64>,
     mut visit: impl FnMut(u64, u64, &[u8]),
-) -> io::Result<Vec<(u64, u64)>> {
-    scan_while(file, start, |at, size, payload| {
+) -> io::Result<(Vec<(u64, u64)>, u64)> {
+    scan_while(file, start, end, |at, size, payload| {
         visit(at, size, payload);
         true
     })
-    .map(|(damaged, _)| damaged)
 }
 
-/// As [`scan`], stopping after the first record for which `visit` returns
-/// false. Also returns the offset after the last record visited.
+/// As [`scan_to`], stopping after the first record for which `visit`
+/// returns false (the end of the data is then the end of that record).
 pub(super) fn scan_while(
     file: &mut File,
     start: u64,
+    end: Option<u64>,
     mut visit: impl FnMut(u64, u64, &[u8]) -> bool,
 ) -> io::Result<(Vec<(u64, u64)>, u64)> {
-    let len = file.metadata()?.len();
+    let file_len = file.metadata()?.len();
+    let len = end.map_or(file_len, |e| e.min(file_len));
     let (mut pos, mut damaged, mut payload) = (start, Vec::new(), Vec::new());
+    let mut data_end = start;
     while pos < len {
         file.seek(SeekFrom::Start(pos))?;
         let mut reader = BufReader::with_capacity(256 * 1024, (&mut *file).take(len - pos));
         while let Some((size, _)) = read_record(&mut reader, &mut payload)? {
             let more = visit(pos, size, &payload);
             pos += size;
+            data_end = pos;
             if !more {
-                return Ok((damaged, pos));
+                return Ok((damaged, data_end));
             }
         }
         if pos < len {
+            let zeros_end = skip_zeros(file, pos, len)?;
+            if zeros_end > pos {
+                pos = zeros_end;
+                continue;
+            }
             let next = resync(file, pos + 1, len)?;
-            damaged.push((pos, next));
+            let damage_end = trim_zeros(file, pos, next)?;
+            damaged.push((pos, damage_end));
+            data_end = damage_end;
             pos = next;
         }
     }
-    Ok((damaged, pos))
+    Ok((damaged, data_end))
+}
+
+/// The first offset from `from` on (before `len`) that is not a zero byte,
+/// or `len`; `from` itself when a record cannot start there with a zero
+/// length word (fewer than four zeros).
+fn skip_zeros(file: &mut File, from: u64, len: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = from;
+    while at < len {
+        let n = buf.len().min((len - at) as usize);
+        file.seek(SeekFrom::Start(at))?;
+        file.read_exact(&mut buf[..n])?;
+        match buf[..n].iter().position(|&b| b != 0) {
+            Some(i) => {
+                at += i as u64;
+                break;
+            }
+            None => at += n as u64,
+        }
+    }
+    Ok(if at - from >= 4 || at == len {
+        at
+    } else {
+        from
+    })
+}
+
+/// `to`, moved back past the zero bytes that end `from..to`.
+fn trim_zeros(file: &mut File, from: u64, to: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut end = to;
+    while end > from {
+        let n = buf.len().min((end - from) as usize);
+        file.seek(SeekFrom::Start(end - n as u64))?;
+        file.read_exact(&mut buf[..n])?;
+        match buf[..n].iter().rposition(|&b| b != 0) {
+            Some(i) => return Ok(end - n as u64 + i as u64 + 1),
+            None => end -= n as u64,
+        }
+    }
+    Ok(from)
 }
 
 /// The first offset from `from` on where an intact record starts, or `len`.
