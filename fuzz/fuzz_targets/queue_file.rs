@@ -1,9 +1,11 @@
-//! A queue file and its journal of arbitrary bytes (the first two bytes say
-//! where the queue file ends), opened as a segment left by an earlier run:
-//! whatever is in them loads (damage is skipped and counted), every item it
-//! reports can be read back, and adopting it as another process's orphan
-//! visits the same items. Never a panic, a hang, or an allocation larger
-//! than the files.
+//! A queue file of arbitrary bytes, as a killed process leaves it: records
+//! and whatever else, then the zeros of its mapped tail's allocated space
+//! (the first two bytes say how many), then more bytes (a done marker an
+//! adopter appended, or anything). Opened as a segment left by an earlier
+//! run: whatever is in it loads (damage is skipped and counted, zeros are
+//! not damage), every item it reports can be read back, and adopting it as
+//! another process's orphan visits the same items. Never a panic, a hang,
+//! or an allocation larger than the file.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,15 +16,16 @@ fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("trodo-fuzz-queue-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let split = match data {
-        [a, b, ..] => usize::from(u16::from_le_bytes([*a, *b])).min(data.len() - 2),
-        _ => 0,
+    let (zeros, rest) = match data {
+        [a, b, rest @ ..] => (usize::from(u16::from_le_bytes([*a, *b])), rest),
+        _ => (0, data),
     };
-    let (bin, jnl) = data.get(2..).unwrap_or_default().split_at(split);
-    std::fs::write(dir.join("queue.bin"), bin).expect("write");
-    if !jnl.is_empty() {
-        std::fs::write(dir.join("queue.jnl"), jnl).expect("write");
-    }
+    // The zeros go in the middle of the rest.
+    let (before, after) = rest.split_at(rest.len() / 2);
+    let mut file = before.to_vec();
+    file.resize(before.len() + zeros % 8192, 0);
+    file.extend_from_slice(after);
+    std::fs::write(dir.join("queue.bin"), &file).expect("write");
 
     // As an orphan: the items another process would adopt.
     let stem = segments::stems(&dir)
@@ -42,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let (queue, recovered) = QueueStore::open_in(&dir, 64).expect("open");
     let mut loaded: Vec<u64> = recovered.items.iter().map(|i| i.seq).collect();
     let spilled: Vec<u64> = recovered.spilled.iter().map(|r| r.seq()).collect();
-    let read_back = queue.read_spilled(&spilled, |_| {}).expect("read back");
+    let read_back = queue.read_spilled(&spilled, |end| end, |_| {}).expect("read back");
     assert_eq!(read_back.iter().map(|i| i.seq).collect::<Vec<_>>(), spilled);
     loaded.extend(spilled);
     assert_eq!(loaded, adopted, "start-up and adoption see the same items");

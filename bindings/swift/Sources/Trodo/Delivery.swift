@@ -16,7 +16,8 @@ public struct TrodoStats: Decodable, Sendable, Equatable {
     /// Epoch ms a 429 paused sending until; 0 when not paused.
     public let pausedUntilMs: UInt64
     public let corruptBytes: UInt64
-    /// Records not yet durable (the crash journal was full or unusable).
+    /// Records not yet durable (the queue file's mapped tail was full or
+    /// could not be mapped).
     public let memoryOnlyBytes: UInt64
     /// Internal errors the delivery thread survived.
     public let workerPanics: UInt64
