@@ -825,6 +825,10 @@ fn a_record_is_in_the_queue_file_when_its_call_returns_and_a_burst_soon_after() 
     };
     c.track("first-of-all", None, None).unwrap();
     assert_eq!(count_in_file(b"first-of-all"), 1, "in the file at once");
+    // Once the writer has had its turn (and waits out its interval), too.
+    std::thread::sleep(Duration::from_millis(200));
+    c.track("second-one", None, None).unwrap();
+    assert_eq!(count_in_file(b"second-one"), 1, "in the file at once");
     let filler = props(json!({ "filler": "x".repeat(10_000) }));
     for i in 0..300 {
         c.track(&format!("big-{i:03}-end"), filler.clone(), None)
