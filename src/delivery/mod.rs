@@ -59,8 +59,9 @@ struct Shared {
     dirty: std::sync::OnceLock<crate::persister::DirtyFlag>,
     on_complete: OnComplete,
     adoption: adopt::Adoption,
-    /// When the queue file was last synced, and whether it has been
-    /// appended to since without a sync (see `write_in_round`).
+    /// When the queue file was last synced, and whether records reached it
+    /// since outside the current window (a retired window, an append),
+    /// which only a sync of the file makes durable (see `write_in_round`).
     last_sync: Mutex<Instant>,
     unsynced: AtomicBool,
     /// While set, nothing is sent: the worker discards what reaches the

@@ -157,7 +157,10 @@ impl Shared {
             return false;
         };
         let new_in_window = unflushed.as_ref().is_some_and(|u| !u.is_empty());
-        if !new_in_window && !self.unsynced.swap(false, Ordering::AcqRel) {
+        // Written since the last sync outside the window (a retired window,
+        // an append): the file's sync covers those.
+        let written_elsewhere = self.unsynced.swap(false, Ordering::AcqRel);
+        if !new_in_window && !written_elsewhere {
             return true;
         }
         let synced = unflushed

@@ -26,12 +26,14 @@
 //!
 //! Rooms: `codec` frames and parses records; `scan` reads them from a
 //! file, resynchronising past damage; `recovery` decides what a file holds
-//! (at start, for adoption, for a compaction's copy) by one rule; this module
-//! is the segment's queue store: open, append, read back, compact, close.
+//! (at start, for adoption, for a compaction's copy) by one rule; `tail` is
+//! the writer's hold on the file's end; this module is the segment's queue
+//! store: open, read back, compact, close.
 
 mod codec;
 mod recovery;
 mod scan;
+mod tail;
 
 #[cfg(test)]
 pub use codec::test_item;
@@ -44,6 +46,7 @@ use codec::{parse, ITEM_OVERHEAD};
 use recovery::{copy_spilled, read_all};
 pub use recovery::{mark_orphan_done, merge_ranges, read_orphan};
 use scan::{scan_while, take_wanted, want};
+pub use tail::Tail;
 
 use std::fs::File;
 
@@ -51,7 +54,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use std::path::{Path, PathBuf};
 
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::Mutex;
 
 use super::window::Window;
 
@@ -311,10 +314,7 @@ impl QueueStore {
     /// moves from memory into the file, so a reader holding it sees each
     /// record in one place or the other.
     pub fn tail_by(&self, deadline: Option<std::time::Instant>) -> Option<Tail<'_>> {
-        Some(Tail {
-            st: self.file.lock_by(deadline)?,
-            path: &self.path,
-        })
+        Some(Tail::new(self.file.lock_by(deadline)?, &self.path))
     }
 
     /// Reads back the spilled items `wanted` (ascending seqs) from the cursor
@@ -499,71 +499,6 @@ impl QueueStore {
             }
         }
         true
-    }
-}
-
-/// The queue file, held by the writer: its tail is mapped, and appended to
-/// where it cannot be.
-pub struct Tail<'a> {
-    st: MutexGuard<'a, FileState>,
-    path: &'a Path,
-}
-
-impl Tail<'_> {
-    /// Whether the file is still open (not closed at shutdown).
-    pub fn is_open(&self) -> bool {
-        self.st.file.is_some()
-    }
-
-    /// Where the records end while no window is mapped.
-    pub fn end(&self) -> u64 {
-        self.st.end
-    }
-
-    /// Notes where the records end, a window having been taken out of use.
-    pub fn set_end(&mut self, end: u64) {
-        self.st.end = end;
-    }
-
-    /// Allocates and maps the window from `end`, with room for `min` bytes.
-    pub fn map_window(&mut self, end: u64, min: usize) -> io::Result<Window> {
-        match self.st.file.as_ref() {
-            Some(f) => Window::map(f, end, min),
-            None => Err(io::Error::new(io::ErrorKind::NotConnected, "closed")),
-        }
-    }
-
-    /// Writes `records` at the end, where no window can be mapped (a file
-    /// system without mappings). A write that fails part-way is cut back,
-    /// so no torn record hides the ones written after it.
-    pub fn append(&mut self, records: &[u8]) -> io::Result<()> {
-        let st = &mut *self.st;
-        let file = st
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "closed"))?;
-        file.seek(SeekFrom::Start(st.end))?;
-        let written = file.write_all(records);
-        match written {
-            Ok(()) => st.end += records.len() as u64,
-            Err(_) => {
-                let _ = file.set_len(st.end);
-            }
-        }
-        written
-    }
-
-    /// Makes what was written or mapped durable against power loss (the
-    /// window's pages are pushed by its owner first).
-    pub fn sync(&mut self) -> io::Result<()> {
-        match self.st.file.as_mut() {
-            Some(f) => f.sync_data(),
-            None => Ok(()),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.path
     }
 }
 
