@@ -51,7 +51,7 @@ impl Window {
     /// room for a record of `min` bytes at least.
     pub fn map(file: &File, end: u64, min: usize) -> io::Result<Window> {
         let size = WINDOW.max(min);
-        files::allocate(file, end + size as u64)?;
+        files::allocate(file, end, size as u64)?;
         Ok(Window {
             map: files::Mapped::new(file, end, size)?,
             base: end,

@@ -91,17 +91,18 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
     b.create(dir)
 }
 
-/// Gives `file` at least `len` bytes of really allocated space (not a
-/// sparse hole), so that writes through a mapping of it cannot fail for want
-/// of disk space (which would raise `SIGBUS`).
-pub fn allocate(file: &File, len: u64) -> io::Result<()> {
+/// Gives `file` really allocated space (not a sparse hole) for the `len`
+/// bytes from `offset`, so that writes through a mapping of them cannot fail
+/// for want of disk space (which would raise `SIGBUS`).
+pub fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::io::AsRawFd;
+        let at = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
         let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
-        // SAFETY: a descriptor this File owns and two plain integers; the
-        // call returns an error number and touches no memory of ours.
-        let err = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+        // SAFETY: a descriptor this File owns and plain integers; the call
+        // returns an error number and touches no memory of ours.
+        let err = unsafe { libc::posix_fallocate(file.as_raw_fd(), at, len) };
         if err == 0 {
             return Ok(());
         }
@@ -109,14 +110,15 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
             return Err(io::Error::from_raw_os_error(err));
         }
     }
-    // Elsewhere (or where the file system cannot), zeros written for real:
-    // allocated blocks, which is all a mapping needs.
+    // Elsewhere (or where the file system cannot), zeros written for real
+    // past the file's end: allocated blocks, which is all a mapping needs.
+    let end = offset.saturating_add(len);
     let have = file.metadata()?.len();
-    if have < len {
+    if have < end {
         let mut f = file;
         f.seek(SeekFrom::Start(have))?;
         let zeros = vec![0u8; 64 * 1024];
-        let mut left = len - have;
+        let mut left = end - have;
         while left > 0 {
             let n = left.min(zeros.len() as u64) as usize;
             f.write_all(&zeros[..n])?;
@@ -137,16 +139,27 @@ pub struct Flusher(Arc<memmap2::MmapRaw>);
 
 impl Mapped {
     /// Maps `len` bytes of `file` from `offset`, which must be allocated
-    /// ([`allocate`]), its pages read in ahead (so the first store into
-    /// each costs a cheap fault, not a read).
+    /// ([`allocate`]), its pages faulted in ahead on this thread: on Linux
+    /// writable (`MADV_POPULATE_WRITE`, 5.14 on), so that the threads that
+    /// store into it later take no page fault at all; elsewhere read in.
     pub fn new(file: &File, offset: u64, len: usize) -> io::Result<Mapped> {
         // The mapping is made by memmap2's safe call; what needs care is the
         // access to its memory, below.
-        let map = memmap2::MmapOptions::new()
-            .offset(offset)
-            .len(len)
-            .populate()
-            .map_raw(file)?;
+        let mut options = memmap2::MmapOptions::new();
+        options.offset(offset).len(len);
+        if cfg!(not(target_os = "linux")) {
+            options.populate();
+        }
+        let map = options.map_raw(file)?;
+        #[cfg(target_os = "linux")]
+        {
+            // The kernel faults each page in as if written, without storing
+            // anything (so it races with no store through another mapping).
+            // An older kernel refuses the advice: its stores fault instead.
+            if map.advise(memmap2::Advice::PopulateWrite).is_err() {
+                let _ = map.advise(memmap2::Advice::WillNeed);
+            }
+        }
         Ok(Mapped(Arc::new(map)))
     }
 
