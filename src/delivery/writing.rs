@@ -229,7 +229,7 @@ impl Shared {
                 .report(format!("queue compaction failed (will retry): {e}"));
         }
         // The window went with the old file: callers' records wait in memory
-        // until the next one is mapped, at once.
-        self.write(None, false);
+        // until the writer maps the next one, which it does at once.
+        self.write_now();
     }
 }
