@@ -7,8 +7,8 @@
 //! copies into the mapping.
 
 use super::store::{
-    append_record, encode_done, item_record_len, merge_ranges, records, write_done, write_item,
-    Record, DONE_RECORD_LEN,
+    append_record, encode_done, framed_size, item_record_len, merge_ranges, records, write_done,
+    write_item, Record, DONE_RECORD_LEN,
 };
 use super::window::{Unflushed, Window, WINDOW};
 
@@ -114,18 +114,12 @@ impl Unwritten {
     /// first record in memory at least), and where the records end (None
     /// without a window: the file knows).
     pub fn wants_window(&self) -> Option<(usize, Option<u64>)> {
-        let first = self.memory_record_len().unwrap_or(0);
+        let first = framed_size(self.memory()).unwrap_or(0);
         match &self.window {
             None => Some((first, None)),
             Some(w) if w.free() < WINDOW / 2 || w.free() < first => Some((first, Some(w.end()))),
             Some(_) => None,
         }
-    }
-
-    /// The size of the first record in memory.
-    fn memory_record_len(&self) -> Option<usize> {
-        let len = self.memory().get(..4)?;
-        Some(8 + u32::from_le_bytes(len.try_into().ok()?) as usize)
     }
 
     /// Where the records end, when a window is mapped.
@@ -146,13 +140,10 @@ impl Unwritten {
         Ok(self.window.replace(next))
     }
 
-    /// Notes whether the writer could map a window.
-    pub fn set_stalled(&mut self, stalled: bool) {
-        self.stalled = stalled;
-    }
-
-    pub fn is_stalled(&self) -> bool {
-        self.stalled
+    /// Notes that the writer could not map a window (until one is
+    /// installed); true when it could before.
+    pub fn stall(&mut self) -> bool {
+        !std::mem::replace(&mut self.stalled, true)
     }
 
     /// Moves the records in memory into the window, in order, as many whole
@@ -167,8 +158,7 @@ impl Unwritten {
         let memory = &self.memory[self.moved..];
         let room = window.free().min(max.max(1));
         let mut n = 0;
-        while let Some(len) = memory.get(n..n + 4) {
-            let size = 8 + u32::from_le_bytes(len.try_into().unwrap_or_default()) as usize;
+        while let Some(size) = framed_size(&memory[n..]) {
             if n + size > room && (n > 0 || size > window.free()) {
                 break;
             }
@@ -359,7 +349,7 @@ mod tests {
     #[test]
     fn while_stalled_callers_urge_only_for_a_large_backlog() {
         let mut u = Unwritten::default();
-        u.set_stalled(true);
+        assert!(u.stall() && !u.stall(), "newly stalled once");
         u.add_item(1, "/api/events", br#"{"n":1}"#);
         assert!(!u.urgent(1000));
         assert!(u.urgent(10));

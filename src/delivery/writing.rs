@@ -104,8 +104,7 @@ impl Shared {
                 Err(_) => true,
             },
             Err(e) => {
-                let first = !q.unwritten.is_stalled();
-                q.unwritten.set_stalled(true);
+                let first = q.unwritten.stall();
                 drop(q);
                 if first {
                     self.diag.report(format!(

@@ -147,12 +147,19 @@ pub(super) fn checks_out(bytes: &[u8]) -> bool {
 /// The size of the intact record at the start of `bytes`, if one is there
 /// whole (records in memory end at the first that is not).
 pub fn intact_record_at(bytes: &[u8]) -> Option<usize> {
-    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
-    if len == 0 || len > MAX_RECORD {
+    let size = framed_size(bytes)?;
+    if size == 8 || size > 8 + MAX_RECORD as usize {
         return None;
     }
-    let record = bytes.get(..8 + len as usize)?;
-    checks_out(record).then_some(record.len())
+    let record = bytes.get(..size)?;
+    checks_out(record).then_some(size)
+}
+
+/// The size a record starting at `bytes` says it has, framing included
+/// (from its length word alone: nothing is checked).
+pub fn framed_size(bytes: &[u8]) -> Option<usize> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    usize::try_from(len).ok()?.checked_add(8)
 }
 
 /// Each whole record at the start of `bytes` (framing included), parsed, in

@@ -39,8 +39,8 @@ mod tail;
 pub use codec::test_item;
 pub(crate) use codec::DONE_RECORD_LEN;
 pub use codec::{
-    append_record, encode_done, encode_item, intact_record_at, item_record_len, records,
-    write_done, write_item, Record,
+    append_record, encode_done, encode_item, framed_size, intact_record_at, item_record_len,
+    records, write_done, write_item, Record,
 };
 use codec::{parse, ITEM_OVERHEAD};
 use recovery::{copy_spilled, read_all};
@@ -397,17 +397,19 @@ impl QueueStore {
             .open(&tmp)
             .map(|f| BufWriter::with_capacity(256 * 1024, f))
             .map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
-        let copied = out.write_all(&head).and_then(|()| match spilled {
-            Some((first, last)) => copy_spilled(
-                old,
-                (cursor, snapshot_end),
-                first,
-                last,
-                open_done,
-                &mut out,
-            ),
-            None => Ok(()),
-        });
+        out.write_all(&head)
+            .and_then(|()| match spilled {
+                Some((first, last)) => copy_spilled(
+                    old,
+                    (cursor, snapshot_end),
+                    first,
+                    last,
+                    open_done,
+                    &mut out,
+                ),
+                None => Ok(()),
+            })
+            .map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
         // From here on the window is gone whatever happens: the records'
         // end is known again without it.
         let window = seal();
@@ -422,8 +424,7 @@ impl QueueStore {
             .file
             .as_mut()
             .ok_or_else(|| storage(&self.path, "is closed", "closed"))?;
-        let written = copied
-            .and_then(|()| copy_range(old, snapshot_end, end, &mut out))
+        let written = copy_range(old, snapshot_end, end, &mut out)
             .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
             .and_then(|f| f.sync_all().map(|()| f));
         let file = written.map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
@@ -515,17 +516,17 @@ fn copy_range(file: &mut File, from: u64, to: u64, out: &mut impl Write) -> io::
     }
 }
 
-/// Appends `parts` to `file` (and syncs with `sync`). A write that fails
-/// part-way (a full disk) is cut back to where it began, so no torn record
-/// hides the records appended after it when they are written again whole.
-fn append_parts(file: &mut File, parts: &[&[u8]], sync: bool) -> io::Result<()> {
-    let end = file.seek(SeekFrom::End(0))?;
-    let written = parts
-        .iter()
-        .try_for_each(|p| file.write_all(p))
+/// Writes `records` to `file` at `at`, the end of its records (and syncs
+/// with `sync`). A write that fails part-way (a full disk) is cut back to
+/// `at`, so no torn record hides the records written after it when they are
+/// written again whole.
+fn write_records_at(file: &mut File, at: u64, records: &[u8], sync: bool) -> io::Result<()> {
+    let written = file
+        .seek(SeekFrom::Start(at))
+        .and_then(|_| file.write_all(records))
         .and_then(|_| if sync { file.sync_data() } else { Ok(()) });
     if written.is_err() {
-        let _ = file.set_len(end);
+        let _ = file.set_len(at);
     }
     written
 }

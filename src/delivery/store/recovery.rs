@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::codec::{encode_done, frame, item_record_len, parse, Record};
 use super::scan::{scan, scan_to, scan_while};
-use super::{append_parts, storage, Recovered, SpillRef, StoredItem};
+use super::{storage, write_records_at, Recovered, SpillRef, StoredItem};
 use crate::delivery::segments::Segment;
 use crate::error::Result;
 use crate::platform::files;
@@ -26,7 +26,10 @@ pub fn mark_orphan_done(segment: &Segment, from: u64, to: u64) -> io::Result<()>
     let mut record = Vec::new();
     encode_done(from, to, &mut record);
     let mut file = files::options().write(true).open(segment.file("bin"))?;
-    append_parts(&mut file, &[&record], true)
+    // At the file's very end: after its owner's allocated zeros, if any,
+    // which readers pass over.
+    let end = file.metadata()?.len();
+    write_records_at(&mut file, end, &record, true)
 }
 
 /// Copies the item records with seqs in `first..=last` from `old` (from

@@ -1,14 +1,14 @@
 //! The writer's hold on the queue file: where the records end, the window
 //! mapped after them, and appends where no window can be mapped.
 
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io;
 use std::path::Path;
 
 use super::FileState;
 use crate::delivery::window::Window;
 use crate::sync::MutexGuard;
 
-/// The queue file, held by the writer: its tail is mapped, and appended to
+/// The queue file, held by the writer: its tail is mapped, and written to
 /// where it cannot be.
 pub struct Tail<'a> {
     st: MutexGuard<'a, FileState>,
@@ -47,15 +47,9 @@ impl<'a> Tail<'a> {
             .file
             .as_mut()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "closed"))?;
-        file.seek(SeekFrom::Start(st.end))?;
-        let written = file.write_all(records);
-        match written {
-            Ok(()) => st.end += records.len() as u64,
-            Err(_) => {
-                let _ = file.set_len(st.end);
-            }
-        }
-        written
+        super::write_records_at(file, st.end, records, false)?;
+        st.end += records.len() as u64;
+        Ok(())
     }
 
     /// Makes what was written or mapped durable against power loss (the
