@@ -289,7 +289,7 @@ fn send_next(s: &Shared, transport: &Transport<'_>, retry: &mut Retry) -> bool {
         }
     }
     let _ = s.persist_soon(); // a failure is reported and retried
-    s.compact_if_due();
+    s.compact_soon();
     if let Some((reason, count, tags)) = dropped {
         s.diag.report(format!(
             "dropped {count} item(s) sent to {route} ({}): {detail}",

@@ -52,7 +52,7 @@ impl Shared {
             // Come back within the interval, not only when urged.
             self.persist_later();
         }
-        let synced = !sync || self.sync(&mut tail, deadline);
+        let synced = !sync || self.sync(tail, deadline);
         placed == Some(true) && synced
     }
 
@@ -146,8 +146,9 @@ impl Shared {
     }
 
     /// Pushes the window's new records and the file to the disk; true when
-    /// that worked (or there was nothing new).
-    fn sync(&self, tail: &mut Tail<'_>, deadline: Option<Instant>) -> bool {
+    /// that worked (or there was nothing new). The disk's time is spent
+    /// without the file lock, which read-back needs.
+    fn sync(&self, tail: Tail<'_>, deadline: Option<Instant>) -> bool {
         let Some(unflushed) = self
             .queue
             .lock_by(deadline)
@@ -162,10 +163,12 @@ impl Shared {
         if !new_in_window && !written_elsewhere {
             return true;
         }
+        let file = tail.sync_handle();
+        drop(tail);
         let synced = unflushed
             .as_ref()
             .map_or(Ok(()), |u| u.flush())
-            .and_then(|()| tail.sync());
+            .and_then(|()| file.and_then(|f| f.map_or(Ok(()), |f| f.sync_data())));
         match synced {
             Ok(()) => {
                 *self.last_sync.lock() = Instant::now();
@@ -208,11 +211,20 @@ impl Shared {
         written
     }
 
+    /// Has the writer compact the queue file when enough of it is done. The
+    /// delivery thread only asks: a compaction copies the backlog, and
+    /// sending goes on from the head meanwhile.
+    pub(super) fn compact_soon(&self) {
+        if self.queue.lock().compact_due {
+            self.write_now();
+        }
+    }
+
     pub(super) fn compact_if_due(&self) {
         if !std::mem::take(&mut self.queue.lock().compact_due) {
             return;
         }
-        let result = self.store.rewrite_with(
+        let result = self.store.rewrite(
             |out, file_end| {
                 let q = self.queue.lock();
                 for i in &q.items {

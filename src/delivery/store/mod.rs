@@ -137,6 +137,18 @@ pub struct QueueStore {
     dead_bytes: Mutex<u64>,
 }
 
+/// A compaction between its two steps: the live items copied to the temp
+/// file (see [`QueueStore::rewrite_copy`]).
+pub struct Rewrite {
+    out: BufWriter<File>,
+    tmp: PathBuf,
+    /// Where the records ended at the snapshot: what follows is copied as
+    /// it is when the files are swapped.
+    snapshot_end: u64,
+    /// The memory items' records, first in the new file.
+    head_len: u64,
+}
+
 fn storage(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorKind::Storage,
@@ -231,7 +243,7 @@ impl QueueStore {
             || damaged_inside
         {
             let spilled = spill_range(recovered.spilled.first().zip(recovered.spilled.last()));
-            store.rewrite_with(
+            store.rewrite(
                 |out, end| {
                     for item in &recovered.items {
                         encode_item(item.seq, &item.path, &item.body, out);
@@ -303,10 +315,10 @@ impl QueueStore {
     pub fn append(&self, bytes: &[u8], sync: bool) -> std::io::Result<()> {
         let mut tail = self.tail_by(None).ok_or(io::ErrorKind::TimedOut)?;
         tail.append(bytes)?;
-        if sync {
-            tail.sync()?;
+        match (sync, tail.sync_handle()?) {
+            (true, Some(file)) => file.sync_data(),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The file, held (until `deadline` at most, when another thread holds
@@ -367,28 +379,45 @@ impl QueueStore {
         *d > COMPACT_AFTER_DEAD_BYTES && *d > live
     }
 
-    /// Replaces the file with just the live items (temp file, fsync, rename).
-    /// `snapshot` appends the records of the items held in memory and
-    /// returns the seq range of the spilled ones, whose records are then
-    /// copied from the old file, and where the records end at that moment
-    /// (given the end known without a window). Callers go on framing records
-    /// into the window meanwhile; then `seal` takes the window from them
-    /// (records wait in memory until the writer maps one on the new file),
-    /// and what they framed since the snapshot is copied as it is.
-    pub fn rewrite_with(
+    /// Replaces the file with just the live items (temp file, fsync,
+    /// rename): [`rewrite_copy`](Self::rewrite_copy), then
+    /// [`rewrite_swap`](Self::rewrite_swap).
+    pub fn rewrite(
         &self,
         snapshot: impl FnOnce(&mut Vec<u8>, u64) -> (Option<(u64, u64)>, u64),
         seal: impl FnOnce() -> Option<Window>,
     ) -> Result<()> {
-        let mut guard = self.file.lock();
-        let st = &mut *guard;
-        let Some(old) = st.file.as_mut() else {
-            return Ok(());
+        match self.rewrite_copy(snapshot)? {
+            Some(rewrite) => self.rewrite_swap(rewrite, seal),
+            None => Ok(()), // closed
+        }
+    }
+
+    /// A compaction's first step: copies the live items to a temp file.
+    /// `snapshot` appends the records of the items held in memory and
+    /// returns the seq range of the spilled ones, whose records are then
+    /// copied from the old file, and where the records end at that moment
+    /// (given the end known without a window). The copy, the bulk of the
+    /// work, runs without the file lock, through a handle of its own: the
+    /// records before the snapshot's end never change, and read-back and
+    /// the writer go on meanwhile. None when the store is closed. The
+    /// caller is the only compactor; [`rewrite_swap`](Self::rewrite_swap)
+    /// finishes it.
+    pub fn rewrite_copy(
+        &self,
+        snapshot: impl FnOnce(&mut Vec<u8>, u64) -> (Option<(u64, u64)>, u64),
+    ) -> Result<Option<Rewrite>> {
+        let mut head = Vec::new();
+        let (spilled, snapshot_end, cursor, open_done) = {
+            let st = self.file.lock();
+            if st.file.is_none() {
+                return Ok(None);
+            }
+            let (spilled, snapshot_end) = snapshot(&mut head, st.end);
+            (spilled, snapshot_end, st.spill_cursor, st.open_done.clone())
         };
         let tmp = self.path.with_extension("tmp");
-        let mut head = Vec::new();
-        let (spilled, snapshot_end) = snapshot(&mut head, st.end);
-        let (cursor, open_done) = (st.spill_cursor, &st.open_done);
+        let failed = |e| storage(&self.path, "cannot be rewritten", e);
         let mut out = files::options()
             .read(true)
             .write(true)
@@ -396,20 +425,51 @@ impl QueueStore {
             .truncate(true)
             .open(&tmp)
             .map(|f| BufWriter::with_capacity(256 * 1024, f))
-            .map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
-        out.write_all(&head)
-            .and_then(|()| match spilled {
-                Some((first, last)) => copy_spilled(
-                    old,
-                    (cursor, snapshot_end),
-                    first,
-                    last,
-                    open_done,
-                    &mut out,
-                ),
-                None => Ok(()),
-            })
-            .map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
+            .map_err(failed)?;
+        let copied = out.write_all(&head).and_then(|()| {
+            let Some((first, last)) = spilled else {
+                return Ok(());
+            };
+            let mut old = files::options().read(true).open(&self.path)?;
+            let range = (cursor, snapshot_end);
+            copy_spilled(&mut old, range, first, last, &open_done, &mut out)
+        });
+        // The bulk goes to the disk before the lock is taken again.
+        copied
+            .and_then(|()| out.flush())
+            .and_then(|()| out.get_ref().sync_data())
+            .map_err(failed)?;
+        Ok(Some(Rewrite {
+            out,
+            tmp,
+            snapshot_end,
+            head_len: head.len() as u64,
+        }))
+    }
+
+    /// A compaction's second step, under the file lock: `seal` takes the
+    /// window from the callers (their records wait in memory until the
+    /// writer maps one on the new file), what was framed or appended since
+    /// the snapshot is copied as it is, and the temp file replaces the
+    /// queue file. A store closed since the copy keeps its file.
+    pub fn rewrite_swap(
+        &self,
+        rewrite: Rewrite,
+        seal: impl FnOnce() -> Option<Window>,
+    ) -> Result<()> {
+        let Rewrite {
+            mut out,
+            tmp,
+            snapshot_end,
+            head_len,
+        } = rewrite;
+        let mut guard = self.file.lock();
+        let st = &mut *guard;
+        if st.file.is_none() {
+            drop(out);
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(());
+        }
         // From here on the window is gone whatever happens: the records'
         // end is known again without it.
         let window = seal();
@@ -451,18 +511,18 @@ impl QueueStore {
         *st = FileState {
             file: Some(file),
             end: new_end,
-            spill_cursor: head.len() as u64,
+            spill_cursor: head_len,
             open_done: Vec::new(),
         };
         *self.dead_bytes.lock() = 0;
+        drop(guard);
         rename::sync_dir(self.path.parent().unwrap_or(Path::new("."))).map_err(|e| {
             storage(
                 &self.path,
                 "was replaced, but its directory cannot be synced",
                 e,
             )
-        })?;
-        Ok(())
+        })
     }
 
     /// Closes the file and releases the segment; with `remove` (nothing is
@@ -921,16 +981,14 @@ mod tests {
         let (store, rec) = QueueStore::open_in(&d, 15).unwrap();
         let range = spill_range(rec.spilled.first().zip(rec.spilled.last()));
         assert_eq!(range, Some((3, 10)));
+        let copied = store.rewrite_copy(|out, end| {
+            for i in &rec.items {
+                encode_item(i.seq, &i.path, &i.body, out);
+            }
+            (range, end)
+        });
         store
-            .rewrite_with(
-                |out, end| {
-                    for i in &rec.items {
-                        encode_item(i.seq, &i.path, &i.body, out);
-                    }
-                    (range, end)
-                },
-                || None,
-            )
+            .rewrite_swap(copied.unwrap().unwrap(), || None)
             .unwrap();
         // The cursor now points just past the head in the new file.
         let got = store.read_spilled(&[3, 8], |end| end, |_| {}).unwrap();
@@ -945,6 +1003,59 @@ mod tests {
             .map(|i| item_record_len(&i.path, &i.body))
             .sum();
         assert_eq!(before, live_len, "nothing but the live records");
+    }
+
+    /// A compaction's copy (step one) of `ten_with_a_hole` opened with a
+    /// 15-byte head: items 1 and 2 in memory, 3..=10 spilled.
+    fn copy_of_ten(store: &QueueStore, rec: &Recovered) -> Rewrite {
+        let range = spill_range(rec.spilled.first().zip(rec.spilled.last()));
+        let copied = store.rewrite_copy(|out, end| {
+            for i in &rec.items {
+                encode_item(i.seq, &i.path, &i.body, out);
+            }
+            (range, end)
+        });
+        copied.unwrap().expect("the store is open")
+    }
+
+    #[test]
+    fn read_back_and_writes_go_on_while_a_compaction_copies_and_all_are_kept() {
+        let d = dir();
+        ten_with_a_hole(&d);
+        let (store, rec) = QueueStore::open_in(&d, 15).unwrap();
+        let copy = copy_of_ten(&store, &rec);
+        // Between the copy and the swap the file is free: read-back takes
+        // 3 and 4, and records are appended (item 11, a done marker for 3).
+        let now = Some(std::time::Instant::now());
+        assert!(store.tail_by(now).is_some(), "the copy let go of the file");
+        let got = store.read_spilled(&[3, 4], |end| end, |_| {}).unwrap();
+        assert_eq!(seqs(&got), [3, 4]);
+        let mut more = codec::test_item(11);
+        encode_done(3, 3, &mut more);
+        store.append(&more, true).unwrap();
+        store.rewrite_swap(copy, || None).unwrap();
+        // The rest is read back from the new file, and what came meanwhile
+        // is in it.
+        let got = store.read_spilled(&[4, 5, 11], |end| end, |_| {}).unwrap();
+        assert_eq!(seqs(&got), [4, 5, 11]);
+        store.close(false);
+        let (_s, rec) = QueueStore::open_in(&d, u64::MAX).unwrap();
+        assert_eq!(seqs(&rec.items), [1, 2, 4, 5, 8, 9, 10, 11]);
+    }
+
+    #[test]
+    fn a_store_closed_while_a_compaction_copies_keeps_its_file() {
+        let d = dir();
+        ten_with_a_hole(&d);
+        let (store, rec) = QueueStore::open_in(&d, 15).unwrap();
+        let before = fs::read(queue_file(&d)).unwrap();
+        let copy = copy_of_ten(&store, &rec);
+        store.close(false);
+        store.rewrite_swap(copy, || None).unwrap();
+        assert_eq!(fs::read(queue_file(&d)).unwrap(), before);
+        let tmp = queue_file(&d).with_extension("tmp");
+        assert!(!tmp.exists(), "the copy is removed");
+        assert!(store.rewrite_copy(|_, end| (None, end)).unwrap().is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The writer's hold on the queue file: where the records end, the window
 //! mapped after them, and appends where no window can be mapped.
 
+use std::fs::File;
 use std::io;
 use std::path::Path;
 
@@ -52,13 +53,12 @@ impl<'a> Tail<'a> {
         Ok(())
     }
 
-    /// Makes what was written or mapped durable against power loss (the
-    /// window's pages are pushed by its owner first).
-    pub fn sync(&mut self) -> io::Result<()> {
-        match self.st.file.as_mut() {
-            Some(f) => f.sync_data(),
-            None => Ok(()),
-        }
+    /// A handle of the file's own to make what was written or mapped
+    /// durable against power loss with (the window's pages are pushed by
+    /// its owner first), once the file is let go; None when closed. Should
+    /// a compaction replace the file meanwhile, it has synced the new one.
+    pub fn sync_handle(&self) -> io::Result<Option<File>> {
+        self.st.file.as_ref().map(File::try_clone).transpose()
     }
 
     pub fn path(&self) -> &Path {
