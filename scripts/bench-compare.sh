@@ -19,18 +19,24 @@ tree=$here/target/bench-base
 # A worktree under target/, kept (with its build) for the next comparison.
 git worktree prune
 if [ -e "$tree/.git" ]; then
-    git -C "$tree" checkout -q --detach "$base"
+    # --force: the harness copied in last time is the only local change.
+    git -C "$tree" checkout -q --force --detach "$base"
 else
     git worktree add --detach --force "$tree" "$base" >/dev/null
 fi
 git -C "$tree" checkout -q -- benches
 cp benches/calls.rs "$tree/benches/calls.rs"
 
-build() { # dir
-    (cd "$1" && cargo build --quiet --release && cargo bench --no-run --bench calls 2>&1 |
+build() { # dir [rustflags]
+    (cd "$1" && export RUSTFLAGS="${2:-}" && cargo build --quiet --release &&
+        cargo bench --no-run --bench calls 2>&1 |
         sed -n 's/.*(\(.*calls-[0-9a-f]*\)).*/\1/p' | tail -n1)
 }
-bench_base=$tree/$(build "$tree")
+# A base from before the host transport (e.g. the code before #20) is
+# measured without that row.
+base_flags=
+grep -q trodo_set_transport "$tree/include/trodo.h" || base_flags="--cfg trodo_bench_no_host_transport"
+bench_base=$tree/$(build "$tree" "$base_flags")
 bench_here=$here/$(build "$here")
 for dir in "$tree" "$here"; do
     cc -O2 -I"$dir/include" benches/syscalls.c -o "$dir/target/release/syscalls" \
