@@ -855,6 +855,45 @@ fn a_record_is_in_the_queue_file_when_its_call_returns_and_a_burst_soon_after() 
     c.shutdown(Duration::ZERO).ok();
 }
 
+#[test]
+fn a_delivered_backlog_is_compacted_out_of_the_queue_file_while_running() {
+    // 1 200 events of 10 kB wait offline; the next start delivers them. Done
+    // records pass both the 4 MiB threshold and the live ones half-way, so
+    // the writer must rewrite the file while the process runs. Its interval
+    // is 600 s: only the delivery thread's urging brings it to it.
+    let dir = temp_dir();
+    let filler = props(json!({ "filler": "x".repeat(10_000) }));
+    let c = Client::start(SITE, options(&dead_address(), &dir)).unwrap();
+    for i in 0..1200 {
+        c.track(&format!("big-{i:04}"), filler.clone(), None)
+            .unwrap();
+    }
+    c.shutdown(Duration::ZERO).ok();
+    let in_file = || {
+        let bytes = std::fs::read(queue_file(&dir)).unwrap_or_default();
+        bytes.windows(4).filter(|w| w == b"big-").count()
+    };
+    assert_eq!(in_file(), 1200);
+
+    let server = FakeTrodo::start();
+    let c = Client::start(
+        SITE,
+        Options {
+            persist_interval: Duration::from_secs(600),
+            ..options(server.url(), &dir)
+        },
+    )
+    .unwrap();
+    c.flush(WAIT).unwrap();
+    assert_eq!(server.events().len(), 1200);
+    let deadline = std::time::Instant::now() + WAIT;
+    while in_file() > 600 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(in_file() <= 600, "{} records still in the file", in_file());
+    c.shutdown(WAIT).unwrap();
+}
+
 /// Runs `f` on its own thread and fails if it has not returned within `WAIT`
 /// (a deadlock fails the test instead of hanging the suite).
 fn returns_within_wait<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -147,6 +147,8 @@ pub struct Rewrite {
     snapshot_end: u64,
     /// The memory items' records, first in the new file.
     head_len: u64,
+    /// Dead bytes counted at the snapshot: the ones the new file leaves out.
+    dead_before: u64,
 }
 
 fn storage(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
@@ -416,6 +418,8 @@ impl QueueStore {
             let (spilled, snapshot_end) = snapshot(&mut head, st.end);
             (spilled, snapshot_end, st.spill_cursor, st.open_done.clone())
         };
+        // Records that die from here on are still in the new file.
+        let dead_before = *self.dead_bytes.lock();
         let tmp = self.path.with_extension("tmp");
         let failed = |e| storage(&self.path, "cannot be rewritten", e);
         let mut out = files::options()
@@ -444,6 +448,7 @@ impl QueueStore {
             tmp,
             snapshot_end,
             head_len: head.len() as u64,
+            dead_before,
         }))
     }
 
@@ -462,6 +467,7 @@ impl QueueStore {
             tmp,
             snapshot_end,
             head_len,
+            dead_before,
         } = rewrite;
         let mut guard = self.file.lock();
         let st = &mut *guard;
@@ -514,7 +520,9 @@ impl QueueStore {
             spill_cursor: head_len,
             open_done: Vec::new(),
         };
-        *self.dead_bytes.lock() = 0;
+        let mut dead = self.dead_bytes.lock();
+        *dead = dead.saturating_sub(dead_before);
+        drop(dead);
         drop(guard);
         rename::sync_dir(self.path.parent().unwrap_or(Path::new("."))).map_err(|e| {
             storage(
@@ -1033,7 +1041,11 @@ mod tests {
         let mut more = codec::test_item(11);
         encode_done(3, 3, &mut more);
         store.append(&more, true).unwrap();
+        // Records that died meanwhile are in the new file: they still count
+        // towards the next compaction.
+        assert!(store.add_dead(COMPACT_AFTER_DEAD_BYTES, 0));
         store.rewrite_swap(copy, || None).unwrap();
+        assert!(store.add_dead(1, 0), "the bytes that died during the copy");
         // The rest is read back from the new file, and what came meanwhile
         // is in it.
         let got = store.read_spilled(&[4, 5, 11], |end| end, |_| {}).unwrap();
