@@ -389,10 +389,17 @@ impl QueueStore {
         snapshot: impl FnOnce(&mut Vec<u8>, u64) -> (Option<(u64, u64)>, u64),
         seal: impl FnOnce() -> Option<Window>,
     ) -> Result<()> {
-        match self.rewrite_copy(snapshot)? {
-            Some(rewrite) => self.rewrite_swap(rewrite, seal),
-            None => Ok(()), // closed
+        let result = match self.rewrite_copy(snapshot) {
+            Ok(Some(rewrite)) => self.rewrite_swap(rewrite, seal),
+            Ok(None) => Ok(()), // closed
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // A part-written copy would hold the space a full disk lacks
+            // until the next try.
+            let _ = std::fs::remove_file(self.path.with_extension("tmp"));
         }
+        result
     }
 
     /// A compaction's first step: copies the live items to a temp file.
@@ -1068,6 +1075,29 @@ mod tests {
         let tmp = queue_file(&d).with_extension("tmp");
         assert!(!tmp.exists(), "the copy is removed");
         assert!(store.rewrite_copy(|_, end| (None, end)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_compaction_that_fails_leaves_no_part_written_copy() {
+        let d = dir();
+        ten_with_a_hole(&d);
+        let (store, rec) = QueueStore::open_in(&d, 15).unwrap();
+        let path = queue_file(&d);
+        // The copy cannot open the queue file by its name: it fails after
+        // the temp file was made and the head written to it.
+        fs::remove_file(&path).unwrap();
+        let range = spill_range(rec.spilled.first().zip(rec.spilled.last()));
+        let result = store.rewrite(
+            |out, end| {
+                for i in &rec.items {
+                    encode_item(i.seq, &i.path, &i.body, out);
+                }
+                (range, end)
+            },
+            || None,
+        );
+        assert!(result.is_err());
+        assert!(!path.with_extension("tmp").exists(), "the copy is removed");
     }
 
     #[test]
