@@ -1077,6 +1077,10 @@ mod tests {
         assert!(store.rewrite_copy(|_, end| (None, end)).unwrap().is_none());
     }
 
+    #[cfg_attr(
+        windows,
+        ignore = "an open file's name stays until it is closed: the copy's open cannot be made to fail so"
+    )]
     #[test]
     fn a_compaction_that_fails_leaves_no_part_written_copy() {
         let d = dir();
