@@ -141,16 +141,25 @@ impl Options {
         Ok(o)
     }
 
-    /// The storage directory these options name for `site_id`.
+    /// The storage directory these options name for `site_id`, made
+    /// absolute: its files are opened and renamed by path for the client's
+    /// whole life, and a host that changes its working directory meanwhile
+    /// must not move them.
     pub fn storage_dir_for(&self, site_id: &str) -> Result<PathBuf> {
-        match (&self.storage_dir, &self.app_group_dir) {
-            (Some(dir), _) => Ok(dir.clone()),
-            (None, Some(group)) => Ok(site_dir(
+        let dir = match (&self.storage_dir, &self.app_group_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(group)) => site_dir(
                 crate::platform::storage_dir::application_support(group),
                 site_id,
-            )),
-            (None, None) => default_storage_dir(site_id),
-        }
+            ),
+            (None, None) => default_storage_dir(site_id)?,
+        };
+        std::path::absolute(&dir).map_err(|e| {
+            Error::new(
+                crate::error::ErrorKind::Storage,
+                format!("storage: {} cannot be made absolute: {e}", dir.display()),
+            )
+        })
     }
 }
 
@@ -294,21 +303,33 @@ fn path_safe(site_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn an_app_group_container_holds_the_state_in_its_application_support() {
+        // Absolute as the platform has it ("/g" gains a drive on Windows).
+        let absolute = |p: &str| std::path::absolute(p).unwrap();
         let o = Options::from_json(r#"{"app_group_dir": "/g/group.ai.trodo"}"#).unwrap();
         assert_eq!(
             o.storage_dir_for("site/1").unwrap(),
-            Path::new("/g/group.ai.trodo/Library/Application Support/trodo/site_1")
+            absolute("/g/group.ai.trodo/Library/Application Support/trodo/site_1")
         );
         let both = r#"{"app_group_dir": "/g", "storage_dir": "/s"}"#;
         let e = Options::from_json(both).unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::InvalidJson);
         assert!(e.message.contains("not both"), "{}", e.message);
         let o = Options::from_json(r#"{"storage_dir": "/s"}"#).unwrap();
-        assert_eq!(o.storage_dir_for("x").unwrap(), Path::new("/s"));
+        assert_eq!(o.storage_dir_for("x").unwrap(), absolute("/s"));
+    }
+
+    #[test]
+    fn a_relative_storage_dir_is_taken_from_the_working_directory_at_start() {
+        let o = Options::from_json(r#"{"storage_dir": "rel/dir"}"#).unwrap();
+        let dir = o.storage_dir_for("x").unwrap();
+        assert!(dir.is_absolute(), "{}", dir.display());
+        assert_eq!(
+            dir,
+            std::env::current_dir().unwrap().join("rel").join("dir")
+        );
     }
 
     #[test]

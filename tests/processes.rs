@@ -106,6 +106,25 @@ fn child_roles() {
                 }
             });
         }
+        "wanderer" => {
+            // Starts with a relative storage_dir, then moves away: the
+            // library must keep using the directory it started in.
+            std::env::set_current_dir(dir.parent().unwrap()).unwrap();
+            let relative = std::path::PathBuf::from(dir.file_name().unwrap());
+            let o = Options {
+                storage_dir: Some(relative),
+                ..options(&api, &dir)
+            };
+            let c = Client::start(SITE, o).unwrap();
+            c.track("before", None, None).unwrap();
+            std::env::set_current_dir(std::env::var("TRODO_ELSEWHERE").unwrap()).unwrap();
+            c.set_group("team", "moved").unwrap();
+            for i in 0..200 {
+                c.track(&format!("after{i}"), None, None).unwrap();
+            }
+            c.shutdown(Duration::from_secs(1)).ok();
+            writeln!(out, "@@done").unwrap();
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -455,4 +474,38 @@ fn a_flush_gives_adoption_only_its_remaining_time_and_a_cut_short_adoption_repea
     assert_eq!(events.len(), 20_000, "nothing adopted twice");
     assert_eq!(queue_files(&dir).len(), 1, "the orphan was removed");
     live.shutdown(WAIT).unwrap();
+}
+
+#[test]
+fn a_host_that_changes_its_working_directory_does_not_move_a_relative_storage_dir() {
+    let dir = temp_dir();
+    let elsewhere = temp_dir();
+    let mut kid = child(
+        "wanderer",
+        &dir,
+        &dead_address(),
+        &[("TRODO_ELSEWHERE", elsewhere.to_str().unwrap())],
+    );
+    let mut lines = child_lines(&mut kid);
+    assert_eq!(lines.next().as_deref(), Some("done"));
+    assert!(wait_within(&mut kid, DEADLINE).success());
+    let strays: Vec<_> = std::fs::read_dir(&elsewhere).unwrap().flatten().collect();
+    assert!(
+        strays.is_empty(),
+        "written where the host moved to: {strays:?}"
+    );
+    // The next start, in the directory the first began with, has it all.
+    let server = FakeTrodo::start();
+    let c = start(server.url(), &dir);
+    assert_eq!(
+        c.groups().unwrap().get("team"),
+        Some(&["moved".to_string()][..])
+    );
+    c.flush(WAIT).unwrap();
+    let names = names(&server.events());
+    let expected: Vec<String> = std::iter::once("before".to_string())
+        .chain((0..200).map(|i| format!("after{i}")))
+        .collect();
+    assert_eq!(names, expected);
+    c.shutdown(WAIT).unwrap();
 }

@@ -12,7 +12,8 @@ use crate::global;
 ///
 /// `options_json` may be NULL; otherwise a JSON object whose keys are all
 /// optional: "api_base" ("https://sdkapi.trodo.ai"), "storage_dir" (the
-/// per-user data directory + "/trodo/<site id>"), "app_group_dir" (null; an
+/// per-user data directory + "/trodo/<site id>"; a relative path is taken
+/// from the working directory at trodo_init), "app_group_dir" (null; an
 /// app container shared with app extensions, such as an Apple App Group's:
 /// state then lives in its "Library/Application Support/trodo/<site id>";
 /// not together with "storage_dir"), "flush_at" (50),
