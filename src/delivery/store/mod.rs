@@ -137,6 +137,23 @@ pub struct QueueStore {
     dead_bytes: Mutex<u64>,
 }
 
+impl Recovered {
+    /// A compaction's snapshot of what was recovered (see
+    /// [`QueueStore::rewrite_copy`]): the head's records, and the spilled
+    /// items' range, to be copied from the file.
+    fn snapshot(&self) -> impl FnOnce(&mut Vec<u8>, u64) -> (Option<(u64, u64)>, u64) + '_ {
+        |out, end| {
+            for item in &self.items {
+                encode_item(item.seq, &item.path, &item.body, out);
+            }
+            (
+                spill_range(self.spilled.first().zip(self.spilled.last())),
+                end,
+            )
+        }
+    }
+}
+
 /// A compaction between its two steps: the live items copied to the temp
 /// file (see [`QueueStore::rewrite_copy`]).
 pub struct Rewrite {
@@ -244,16 +261,7 @@ impl QueueStore {
             || loaded.dead > COMPACT_AFTER_DEAD_BYTES
             || damaged_inside
         {
-            let spilled = spill_range(recovered.spilled.first().zip(recovered.spilled.last()));
-            store.rewrite(
-                |out, end| {
-                    for item in &recovered.items {
-                        encode_item(item.seq, &item.path, &item.body, out);
-                    }
-                    (spilled, end)
-                },
-                || None,
-            )?;
+            store.rewrite(recovered.snapshot(), || None)?;
         }
         Ok((store, recovered))
     }
@@ -397,9 +405,14 @@ impl QueueStore {
         if result.is_err() {
             // A part-written copy would hold the space a full disk lacks
             // until the next try.
-            let _ = std::fs::remove_file(self.path.with_extension("tmp"));
+            let _ = std::fs::remove_file(self.tmp_path());
         }
         result
+    }
+
+    /// Where a compaction writes the new file before it replaces the queue file.
+    fn tmp_path(&self) -> PathBuf {
+        self.path.with_extension("tmp")
     }
 
     /// A compaction's first step: copies the live items to a temp file.
@@ -427,7 +440,7 @@ impl QueueStore {
         };
         // Records that die from here on are still in the new file.
         let dead_before = *self.dead_bytes.lock();
-        let tmp = self.path.with_extension("tmp");
+        let tmp = self.tmp_path();
         let failed = |e| storage(&self.path, "cannot be rewritten", e);
         let mut out = files::options()
             .read(true)
@@ -478,11 +491,11 @@ impl QueueStore {
         } = rewrite;
         let mut guard = self.file.lock();
         let st = &mut *guard;
-        if st.file.is_none() {
+        let Some(old) = st.file.as_mut() else {
             drop(out);
             let _ = std::fs::remove_file(&tmp);
             return Ok(());
-        }
+        };
         // From here on the window is gone whatever happens: the records'
         // end is known again without it.
         let window = seal();
@@ -492,12 +505,7 @@ impl QueueStore {
         // Windows cannot replace a file that is mapped or open, by our own
         // handles included.
         drop(window);
-        let end = st.end;
-        let old = st
-            .file
-            .as_mut()
-            .ok_or_else(|| storage(&self.path, "is closed", "closed"))?;
-        let written = copy_range(old, snapshot_end, end, &mut out)
+        let written = copy_range(old, snapshot_end, st.end, &mut out)
             .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
             .and_then(|f| f.sync_all().map(|()| f));
         let file = written.map_err(|e| storage(&self.path, "cannot be rewritten", e))?;
@@ -996,14 +1004,8 @@ mod tests {
         let (store, rec) = QueueStore::open_in(&d, 15).unwrap();
         let range = spill_range(rec.spilled.first().zip(rec.spilled.last()));
         assert_eq!(range, Some((3, 10)));
-        let copied = store.rewrite_copy(|out, end| {
-            for i in &rec.items {
-                encode_item(i.seq, &i.path, &i.body, out);
-            }
-            (range, end)
-        });
         store
-            .rewrite_swap(copied.unwrap().unwrap(), || None)
+            .rewrite_swap(copy_of_ten(&store, &rec), || None)
             .unwrap();
         // The cursor now points just past the head in the new file.
         let got = store.read_spilled(&[3, 8], |end| end, |_| {}).unwrap();
@@ -1023,13 +1025,7 @@ mod tests {
     /// A compaction's copy (step one) of `ten_with_a_hole` opened with a
     /// 15-byte head: items 1 and 2 in memory, 3..=10 spilled.
     fn copy_of_ten(store: &QueueStore, rec: &Recovered) -> Rewrite {
-        let range = spill_range(rec.spilled.first().zip(rec.spilled.last()));
-        let copied = store.rewrite_copy(|out, end| {
-            for i in &rec.items {
-                encode_item(i.seq, &i.path, &i.body, out);
-            }
-            (range, end)
-        });
+        let copied = store.rewrite_copy(rec.snapshot());
         copied.unwrap().expect("the store is open")
     }
 
@@ -1090,17 +1086,7 @@ mod tests {
         // The copy cannot open the queue file by its name: it fails after
         // the temp file was made and the head written to it.
         fs::remove_file(&path).unwrap();
-        let range = spill_range(rec.spilled.first().zip(rec.spilled.last()));
-        let result = store.rewrite(
-            |out, end| {
-                for i in &rec.items {
-                    encode_item(i.seq, &i.path, &i.body, out);
-                }
-                (range, end)
-            },
-            || None,
-        );
-        assert!(result.is_err());
+        assert!(store.rewrite(rec.snapshot(), || None).is_err());
         assert!(!path.with_extension("tmp").exists(), "the copy is removed");
     }
 
