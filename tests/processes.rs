@@ -494,6 +494,8 @@ fn a_host_that_changes_its_working_directory_does_not_move_a_relative_storage_di
         strays.is_empty(),
         "written where the host moved to: {strays:?}"
     );
+    // What it could not send is in its queue file, in the first directory.
+    assert_eq!(queue_files(&dir).len(), 1, "the child's queue segment");
     // The next start, in the directory the first began with, has it all.
     let server = FakeTrodo::start();
     let c = start(server.url(), &dir);
